@@ -1,0 +1,226 @@
+"""Roomcast's one typed settings class.
+
+Built once per entry point (``Settings()`` reads ``ROOMCAST_*`` variables, nested sections
+separated by ``__``, e.g. ``ROOMCAST_REDIS__URL``) and passed down. Never instantiated at import
+time. Every field is listed in docs/configuration.md; ``tests/core/test_settings_docs.py`` keeps
+that page and this class in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigurationError
+
+#: Secrets that must never reach a production deployment.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret-change-me"})
+DEV_SECRET = "dev-secret-change-me"
+
+
+class DatabaseSettings(BaseModel):
+    """Relational database (SQLite by default, PostgreSQL by URL)."""
+
+    url: str = Field(
+        default="",
+        description="SQLAlchemy URL. Empty: SQLite (WAL) at <var_dir>/roomcast.db.",
+    )
+    echo: bool = Field(default=False, description="Log every SQL statement.")
+
+
+class RedisSettings(BaseModel):
+    """Redis: Celery broker and result backend, live-node registry."""
+
+    url: str = Field(
+        default="",
+        description="redis:// URL. Empty: `roomcast up` starts its own redis-server on 127.0.0.1.",
+    )
+    server_binary: str = Field(
+        default="redis-server",
+        description="redis-server executable used when Roomcast starts its own Redis.",
+    )
+    port: int = Field(
+        default=6390,
+        ge=0,
+        le=65535,
+        description="Port of the Redis that `roomcast up` starts itself (0: pick a free port).",
+    )
+
+
+class StorageSettings(BaseModel):
+    """Object storage for recordings and replays: a local directory or S3-compatible."""
+
+    backend: Literal["local", "s3"] = Field(default="local", description="`local` or `s3`.")
+    local_dir: str = Field(
+        default="", description="Directory for the local backend. Empty: <var_dir>/storage."
+    )
+    s3_bucket: str = Field(default="roomcast", description="Bucket for the s3 backend.")
+    s3_endpoint_url: str = Field(
+        default="", description="Endpoint URL (MinIO, R2, moto). Empty: AWS's default endpoint."
+    )
+    s3_region: str = Field(default="us-east-1", description="S3 region name.")
+    s3_access_key_id: str = Field(default="", description="Access key id (empty: boto3's chain).")
+    s3_secret_access_key: SecretStr = Field(
+        default=SecretStr(""), description="Secret access key (empty: boto3's chain)."
+    )
+    s3_path_style: bool = Field(
+        default=True, description="Path-style addressing (needed by MinIO and moto)."
+    )
+    s3_multipart_threshold_mb: int = Field(
+        default=16, ge=5, description="Files larger than this are uploaded in parts."
+    )
+    presign_expiry_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="Lifetime of presigned GET URLs (at most 7 days).",
+    )
+
+
+class RtcSettings(BaseModel):
+    """WebRTC media plane."""
+
+    host_addresses: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated IP addresses announced as ICE host candidates. Empty: the"
+            " machine's non-loopback addresses (aioice's default). Tests use 127.0.0.1."
+        ),
+    )
+    ice_servers: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated STUN/TURN URLs handed to clients and used by the server."
+            " Empty by default: no public STUN server is ever contacted unless configured."
+        ),
+    )
+    turn_username: str = Field(default="", description="TURN username, if a TURN server is set.")
+    turn_password: SecretStr = Field(default=SecretStr(""), description="TURN credential.")
+    public_url: str = Field(
+        default="", description="Base URL of this live node as clients reach it (edge routing)."
+    )
+
+    @field_validator("host_addresses", "ice_servers", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class AudioSettings(BaseModel):
+    """Recording and post-production defaults."""
+
+    segment_seconds: float = Field(
+        default=30.0, gt=1.0, le=600.0, description="Length of recorded Ogg Opus segments."
+    )
+    target_lufs: float = Field(
+        default=-16.0, ge=-36.0, le=-6.0, description="Integrated loudness target of episodes."
+    )
+    true_peak_dbtp: float = Field(
+        default=-1.0, ge=-9.0, le=0.0, description="True-peak ceiling measured on encoded files."
+    )
+    mp3_bitrate_kbps: int = Field(default=96, ge=32, le=320, description="MP3 CBR bitrate.")
+    mp3_channels: Literal[1, 2] = Field(default=1, description="MP3 channels (1 mono, 2 stereo).")
+    mp3_sample_rate: int = Field(default=44100, description="MP3 sample rate in Hz.")
+    level_speakers: bool = Field(
+        default=True, description="Bring each speaker towards a common speech loudness."
+    )
+
+
+class AuthSettings(BaseModel):
+    """Accounts and tokens."""
+
+    secret_key: SecretStr = Field(
+        default=SecretStr(DEV_SECRET),
+        description="HMAC key for bearer and join tokens. Required outside development mode.",
+    )
+    access_token_ttl_seconds: int = Field(
+        default=24 * 3600, ge=60, description="Lifetime of API bearer tokens."
+    )
+    join_token_ttl_seconds: int = Field(
+        default=3600, ge=30, description="Lifetime of room join tokens."
+    )
+
+
+class ApiSettings(BaseModel):
+    """HTTP API and web client."""
+
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port the API listens on.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL as users reach it; used for feeds and links.",
+    )
+
+
+class Settings(BaseSettings):
+    """All of Roomcast's configuration; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROOMCAST_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    mode: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` refuses placeholder secrets.",
+    )
+    var_dir: str = Field(default="./var", description="Where embedded state lives.")
+    log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING...).")
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    rtc: RtcSettings = Field(default_factory=RtcSettings)
+    audio: AudioSettings = Field(default_factory=AudioSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.mode == "production":
+            secret = self.auth.secret_key.get_secret_value()
+            if secret in PLACEHOLDER_SECRETS or len(secret) < 32:
+                raise ValueError(
+                    "ROOMCAST_AUTH__SECRET_KEY must be set to a random value of at least"
+                    " 32 characters in production mode"
+                )
+        return self
+
+    @property
+    def var_path(self) -> Path:
+        return Path(self.var_dir)
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under ``var_dir``."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.var_path / 'roomcast.db').resolve()}"
+
+    @property
+    def storage_dir(self) -> Path:
+        return Path(self.storage.local_dir) if self.storage.local_dir else self.var_path / "storage"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into one clear line.
+
+    Raises :class:`ConfigurationError` naming the variable and the reason.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = "__".join(str(part) for part in first["loc"] if part != "__root__")
+        variable = f"ROOMCAST_{path.upper()}" if path else "settings"
+        reason = first["msg"].removeprefix("Value error, ")
+        if not path and "ROOMCAST_" in reason:
+            variable, _, reason = reason.partition(" ")
+        raise ConfigurationError(f"{variable}: {reason}") from exc
