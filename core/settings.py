@@ -9,10 +9,10 @@ that page and this class in step.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.errors import ConfigurationError
 
@@ -83,14 +83,14 @@ class StorageSettings(BaseModel):
 class RtcSettings(BaseModel):
     """WebRTC media plane."""
 
-    host_addresses: list[str] = Field(
+    host_addresses: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
             "Comma-separated IP addresses announced as ICE host candidates. Empty: the"
             " machine's non-loopback addresses (aioice's default). Tests use 127.0.0.1."
         ),
     )
-    ice_servers: list[str] = Field(
+    ice_servers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
             "Comma-separated STUN/TURN URLs handed to clients and used by the server."
