@@ -4,14 +4,34 @@
 
     RoomcastError                 base of everything we raise on purpose
     ├── ConfigurationError        invalid settings; entry points print one line and exit 2
+    │   └── MediaSeamMoved        installed aiortc/aioice lack the private names live/ relies on
     ├── DependencyUnavailable     Redis / database / storage cannot be reached (HTTP 503)
     ├── InvalidInput              the caller sent something we refuse (HTTP 400/422)
-    │   └── InvalidObjectKey      a storage key with '..', an absolute path or control characters
+    │   ├── InvalidObjectKey      a storage key with '..', an absolute path or control characters
+    │   ├── InvalidAudio          samples of the wrong shape, rate or type for an audio function
+    │   ├── InvalidTimeline       a mix plan asked for with negative or inconsistent positions
+    │   ├── InvalidRange          a byte range outside the object (HTTP 416)
+    │   ├── InvalidFeed           show/episode metadata a podcast feed cannot carry
+    │   ├── WebhookSignatureInvalid  a webhook whose signature or timestamp does not verify
+    │   ├── UnsafeWebhookTarget   a webhook URL aimed at loopback/private/link-local space
+    │   ├── ProtocolError         a malformed signaling message (error reply; connection stays up)
+    │   └── InvalidSdp            an SDP answer the media plane cannot apply
+    ├── Unauthorized              no valid credentials (HTTP 401, WebSocket close 4001)
+    │   └── InvalidToken          a bearer or join token that is malformed, tampered or misused
+    │       └── TokenExpired      a token past its ``exp``
     ├── NotFound                  the thing does not exist or is not visible to the caller (404)
+    │   └── ParticipantNotFound   no media peer for that participant in the room
     ├── Forbidden                 known caller, action not allowed (403)
     ├── Conflict                  state does not allow it now (409)
+    │   └── NegotiationMismatch   an SDP answer for an offer that is not the outstanding one
+    ├── RoomRuleError             a room action refused by core.rooms.rules (codes: docs/protocol.md)
+    │   ├── RoomActionForbidden   the actor's role does not allow it (also a Forbidden)
+    │   ├── RoomStateConflict     the room's state does not allow it now (also a Conflict)
+    │   ├── RoomTargetNotFound    the participant acted on is not in the room (also a NotFound)
+    │   └── RoomActionInvalid     a bad argument, e.g. an empty marker title (also InvalidInput)
     └── StorageError              storage adapter failures, translated at the adapter edge
         ├── ObjectNotFound        no object at that key (also a NotFound)
+        ├── ObjectKeyConflict     local backend: key clashes with a directory/file (also a Conflict)
         └── StorageUnavailable    transient: retry later (also a DependencyUnavailable)
 
 Every error carries a stable ``code`` (snake_case) documented in docs/protocol.md and the API
@@ -53,6 +73,38 @@ class InvalidObjectKey(InvalidInput):
     code = "invalid_object_key"
 
 
+class InvalidAudio(InvalidInput):
+    code = "invalid_audio"
+
+
+class InvalidTimeline(InvalidInput):
+    code = "invalid_timeline"
+
+
+class InvalidRange(InvalidInput):
+    """A byte range that starts past the end of the object or ends before it starts."""
+
+    code = "range_not_satisfiable"
+
+
+class InvalidFeed(InvalidInput):
+    """Feed metadata refused by ``core.feeds.model``; ``field`` names the offending attribute."""
+
+    code = "invalid_feed"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class WebhookSignatureInvalid(InvalidInput):
+    code = "webhook_signature_invalid"
+
+
+class UnsafeWebhookTarget(InvalidInput):
+    code = "unsafe_webhook_target"
+
+
 class NotFound(RoomcastError):
     code = "not_found"
 
@@ -73,8 +125,83 @@ class ObjectNotFound(StorageError, NotFound):
     code = "object_not_found"
 
 
+class ObjectKeyConflict(StorageError, Conflict):
+    """Local backend only: ``a/b`` cannot coexist with an object ``a`` (a file is not a folder)."""
+
+    code = "object_key_conflict"
+
+
 class StorageUnavailable(StorageError, DependencyUnavailable):
     code = "storage_unavailable"
 
     def __init__(self, message: str) -> None:
         DependencyUnavailable.__init__(self, "storage", message)
+
+
+class ProtocolError(InvalidInput):
+    """A signaling message we cannot accept; ``request_id`` is echoed when it could be read."""
+
+    code = "protocol_error"
+
+    def __init__(self, code: str, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.request_id = request_id
+
+
+class Unauthorized(RoomcastError):
+    code = "unauthorized"
+
+
+class InvalidToken(Unauthorized):
+    code = "invalid_token"
+
+
+class TokenExpired(InvalidToken):
+    code = "token_expired"
+
+
+class RoomRuleError(RoomcastError):
+    """A room action the rules refuse. ``code`` is one of ``core.rooms.errors.RULE_CODES``."""
+
+    code = "room_rule_error"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+
+
+class RoomActionForbidden(RoomRuleError, Forbidden):
+    code = "room_action_forbidden"
+
+
+class RoomStateConflict(RoomRuleError, Conflict):
+    code = "room_state_conflict"
+
+
+class RoomTargetNotFound(RoomRuleError, NotFound):
+    code = "room_target_not_found"
+
+
+class RoomActionInvalid(RoomRuleError, InvalidInput):
+    code = "room_action_invalid"
+
+
+class MediaSeamMoved(ConfigurationError):
+    """aiortc/aioice changed the private names ``live/aiortc_seam.py`` relies on (pin aiortc)."""
+
+    code = "aiortc_seam_moved"
+
+
+class InvalidSdp(InvalidInput):
+    """An SDP answer that cannot be applied; the outstanding offer stays open for a retry."""
+
+    code = "invalid_sdp"
+
+
+class ParticipantNotFound(NotFound):
+    code = "participant_not_found"
+
+
+class NegotiationMismatch(Conflict):
+    """An answer whose negotiation number is not the one of the peer's outstanding offer."""
+
+    code = "negotiation_mismatch"

@@ -146,6 +146,27 @@ class AuthSettings(BaseModel):
     )
 
 
+class RoomSettings(BaseModel):
+    """Live room limits (core.rooms.RoomPolicy) and the signaling connection."""
+
+    max_stage: int = Field(
+        default=13, ge=1, le=100, description="Most people on stage (host + co-hosts + speakers)."
+    )
+    max_cohosts: int = Field(default=2, ge=0, le=20, description="Most co-hosts per room.")
+    host_grace_seconds: float = Field(
+        default=60.0,
+        ge=0.0,
+        le=3600.0,
+        description="How long a room stays open after its host leaves with no co-host to promote.",
+    )
+    max_message_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest signaling message a client may send; larger closes with 1009.",
+    )
+
+
 class ApiSettings(BaseModel):
     """HTTP API and web client."""
 
@@ -181,6 +202,7 @@ class Settings(BaseSettings):
     audio: AudioSettings = Field(default_factory=AudioSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    rooms: RoomSettings = Field(default_factory=RoomSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -203,6 +225,13 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite:///{(self.var_path / 'roomcast.db').resolve()}"
+
+    @property
+    def redis_url(self) -> str:
+        """The configured Redis URL, or the one `roomcast up` starts on 127.0.0.1:<redis.port>."""
+        if self.redis.url:
+            return self.redis.url
+        return f"redis://127.0.0.1:{self.redis.port}/0"
 
     @property
     def storage_dir(self) -> Path:

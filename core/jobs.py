@@ -1,0 +1,78 @@
+"""Job names, queues and time limits: the pure contract between senders and the worker.
+
+Senders (the API, the recorder) enqueue tasks *by name* through the ``JobQueue`` port, so they
+never import ``workers``. The worker registers its tasks under the same names. Both sides take
+queue names and time limits from here, which is why this module is pure and tiny.
+
+Time limits matter twice: Celery kills a task past its hard limit, and Redis re-delivers an
+unacknowledged message once the broker's *visibility timeout* passes. With ``acks_late`` a
+message is acknowledged only after its task finishes, so the visibility timeout must be longer
+than the longest task may run, or a healthy long mix would be delivered a second time while it
+is still running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+#: Short housekeeping tasks (ping, webhooks, feeds).
+DEFAULT_QUEUE: Final = "default"
+#: Long media work (align, mix, loudness, encode) so it never delays short tasks.
+MEDIA_QUEUE: Final = "media"
+QUEUES: Final[tuple[str, ...]] = (DEFAULT_QUEUE, MEDIA_QUEUE)
+
+QueueName = Literal["default", "media"]
+
+#: The readiness probe's task: proves broker → worker → result backend end to end.
+PING: Final = "roomcast.ping"
+#: What the ping task returns.
+PONG: Final = "pong"
+
+
+@dataclass(frozen=True)
+class TimeLimits:
+    """Soft and hard limits of one class of task, in seconds."""
+
+    soft_seconds: int
+    """The task gets ``SoftTimeLimitExceeded`` and may clean up."""
+    hard_seconds: int
+    """The worker kills the task's process."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.soft_seconds < self.hard_seconds:
+            raise ValueError(
+                f"time limits need 0 < soft < hard, got soft={self.soft_seconds}"
+                f" hard={self.hard_seconds}"
+            )
+
+
+#: Limits applied to every task unless the task sets its own.
+DEFAULT_LIMITS: Final = TimeLimits(soft_seconds=300, hard_seconds=360)
+#: Limits for media tasks: a multi-hour room must mix and encode well inside this.
+MEDIA_LIMITS: Final = TimeLimits(soft_seconds=3 * 3600, hard_seconds=3 * 3600 + 300)
+
+#: Extra margin between the longest hard limit and Redis re-delivering the message.
+VISIBILITY_MARGIN_SECONDS: Final = 1800
+
+
+def visibility_timeout(*limits: TimeLimits, margin_seconds: int = VISIBILITY_MARGIN_SECONDS) -> int:
+    """The broker visibility timeout: longer than any task's hard limit, plus a margin.
+
+    >>> visibility_timeout(TimeLimits(10, 20), TimeLimits(100, 200), margin_seconds=5)
+    205
+    """
+    if not limits:
+        raise ValueError("visibility_timeout needs at least one TimeLimits")
+    if margin_seconds <= 0:
+        raise ValueError("margin_seconds must be positive")
+    return max(limit.hard_seconds for limit in limits) + margin_seconds
+
+
+def check_queue(queue: str) -> QueueName:
+    """Return ``queue`` if it is one of ours; a typo must fail at the sender, not vanish."""
+    if queue == DEFAULT_QUEUE:
+        return DEFAULT_QUEUE
+    if queue == MEDIA_QUEUE:
+        return MEDIA_QUEUE
+    raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUES)}")

@@ -1,0 +1,1 @@
+"""Recording domain (pure): RTP timeline maths, Opus packet facts, segment sidecars, manifest."""

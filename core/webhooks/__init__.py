@@ -1,0 +1,1 @@
+"""Outgoing webhooks: Standard Webhooks signing and the pure retry schedule."""

@@ -1,0 +1,160 @@
+"""The one place that reaches into aiortc's and aioice's private internals.
+
+aiortc is pinned to exactly :data:`AIORTC_VERSION` (pyproject.toml). Everything below relies on
+names that are not part of aiortc's public API; :func:`verify_seam` checks each of them and
+``tests/live/test_aiortc_seam.py`` fails loudly the day one moves:
+
+- ``aioice.ice.get_host_addresses`` is replaced so ICE announces the configured host addresses
+  (aioice always leaves 127.0.0.1 out, which tests and single-machine demos need).
+- ``RTCRtpReceiver._handle_rtp_packet(packet, arrival_time_ms)`` is shadowed per receiver
+  instance to see every RTP packet *before* aiortc's jitter buffer (80–280 ms) and decoder.
+- ``RTCRtpSender`` packs an object that is not an ``av.Frame`` through ``encoder.pack``
+  (``bytes(packet)`` + ``packet.pts``/``packet.time_base``) instead of encoding it: that is how
+  pre-encoded Opus is sent without a decode/re-encode.
+- ``RTCRtpSender._stream_id`` becomes the ``a=msid`` stream id: it names the speaker a
+  forwarded track carries.
+"""
+
+from __future__ import annotations
+
+import fractions
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aioice.ice
+import aiortc
+import av
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.rtp import RtpPacket
+
+from core.errors import MediaSeamMoved
+
+__all__ = [
+    "AIORTC_VERSION",
+    "OPUS_TIME_BASE",
+    "RtpTap",
+    "install_host_addresses",
+    "opus_packet",
+    "set_stream_id",
+    "tap_receiver",
+    "verify_seam",
+]
+
+AIORTC_VERSION = "1.16.0"
+OPUS_TIME_BASE = fractions.Fraction(1, 48000)
+
+#: Called with each RTP packet and its arrival time (``time.monotonic()`` seconds).
+RtpTap = Callable[[RtpPacket, float], None]
+
+_ORIGINAL_GET_HOST_ADDRESSES: Callable[[bool, bool], list[str]] = aioice.ice.get_host_addresses
+_TAP_ATTRIBUTE = "_handle_rtp_packet"
+
+
+def verify_seam() -> None:
+    """Raise :class:`MediaSeamMoved` unless every private name this module uses is in place."""
+    problems: list[str] = []
+    if aiortc.__version__ != AIORTC_VERSION:
+        problems.append(f"aiortc is {aiortc.__version__}, the seam was written for {AIORTC_VERSION}")
+    if not callable(getattr(aioice.ice, "get_host_addresses", None)):
+        problems.append("aioice.ice.get_host_addresses is gone")
+    elif "get_host_addresses(" not in inspect.getsource(aioice.ice.Connection.gather_candidates):
+        problems.append("aioice.ice.Connection.gather_candidates no longer calls get_host_addresses")
+    handler = getattr(RTCRtpReceiver, _TAP_ATTRIBUTE, None)
+    if handler is None or list(inspect.signature(handler).parameters) != [
+        "self",
+        "packet",
+        "arrival_time_ms",
+    ]:
+        problems.append("RTCRtpReceiver._handle_rtp_packet(packet, arrival_time_ms) moved")
+    from aiortc import rtcdtlstransport
+
+    if "receiver._handle_rtp_packet(" not in inspect.getsource(rtcdtlstransport.RTCDtlsTransport):
+        problems.append("RTCDtlsTransport no longer calls receiver._handle_rtp_packet")
+    next_frame = getattr(RTCRtpSender, "_next_encoded_frame", None)
+    if next_frame is None or "self.__encoder.pack(data)" not in inspect.getsource(next_frame):
+        problems.append("RTCRtpSender no longer packs pre-encoded packets")
+    from aiortc import rtcpeerconnection
+
+    source = inspect.getsource(rtcpeerconnection.create_media_description_for_transceiver)
+    if "sender._stream_id" not in source:
+        problems.append("the a=msid line no longer comes from RTCRtpSender._stream_id")
+    if problems:
+        raise MediaSeamMoved(
+            "aiortc seam moved: " + "; ".join(problems) + ". Reinstall aiortc=="
+            + AIORTC_VERSION + " or update live/aiortc_seam.py."
+        )
+
+
+@functools.cache
+def _verified_once() -> None:
+    verify_seam()
+
+
+def install_host_addresses(addresses: Sequence[str]) -> None:
+    """Make every ICE agent created from now on announce exactly ``addresses``.
+
+    An empty sequence restores aioice's own discovery (all non-loopback interfaces). The
+    replacement is process-wide, so call it once per entry point before any peer connection.
+    """
+    _verified_once()
+    if not addresses:
+        aioice.ice.get_host_addresses = _ORIGINAL_GET_HOST_ADDRESSES
+        return
+    configured = tuple(addresses)
+
+    def configured_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [
+            address
+            for address in configured
+            if (use_ipv6 if ":" in address else use_ipv4)
+        ]
+
+    aioice.ice.get_host_addresses = configured_host_addresses
+
+
+def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpTap, *, pass_through: bool) -> None:
+    """Call ``on_packet(packet, arrival)`` for every RTP packet ``receiver`` is routed.
+
+    With ``pass_through=False`` aiortc never sees the packet (no jitter buffer, no decoder, no
+    frames on the remote track): the server uses that, since it forwards and mixes itself.
+    With ``pass_through=True`` the packet then continues into aiortc's normal path (clients).
+    """
+    _verified_once()
+    original: Callable[[RtpPacket, int], Awaitable[None]] = getattr(receiver, _TAP_ATTRIBUTE)
+    monotonic = time.monotonic
+
+    if pass_through:
+
+        async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+            on_packet(packet, monotonic())
+            await original(packet, arrival_time_ms)
+
+    else:
+
+        async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+            on_packet(packet, monotonic())
+
+    # An instance attribute shadows the method: RTCDtlsTransport looks it up per packet.
+    setattr(receiver, _TAP_ATTRIBUTE, handle)
+
+
+def is_tapped(receiver: RTCRtpReceiver) -> bool:
+    """Whether :func:`tap_receiver` has been applied to ``receiver``."""
+    return _TAP_ATTRIBUTE in vars(receiver)
+
+
+def opus_packet(payload: bytes, pts: int) -> av.Packet:
+    """A pre-encoded Opus packet that an ``RTCRtpSender`` sends as-is at RTP time ``pts``."""
+    packet = av.Packet(payload)
+    packet.pts = pts
+    packet.time_base = OPUS_TIME_BASE
+    return packet
+
+
+def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
+    """Set the ``a=msid`` stream id the next offer announces for ``sender``."""
+    sender_any: Any = sender
+    sender_any._stream_id = stream_id

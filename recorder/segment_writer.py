@@ -1,0 +1,348 @@
+"""Per-track Ogg Opus segments, written by a worker thread fed through a bounded queue.
+
+The live plane calls :meth:`SegmentWriter.on_rtp` from its event loop for every speaker packet.
+That call only enqueues plain values (``put_nowait``): it never blocks and never touches the
+disk. When the queue is full the packet is dropped, counted, and the writer reports itself
+degraded (:meth:`SegmentWriter.health`); the timeline then sees the drop as loss and writes
+silence, so the track never shifts. The thread runs the pure :class:`TrackTimeline`, writes
+Ogg pages (flushed at least every second of audio), rolls segments every ``segment_seconds``
+and on every new RTP stream, fsyncs a segment when it closes and replaces its sidecar.
+
+A disk error (full disk, permissions) marks the writer degraded with the reason and stops that
+track until it is re-opened by :meth:`end_track`; the room keeps working and files already
+closed stay intact. ``on_segment_closed`` is called on the writer thread: hand off to an event
+loop with ``loop.call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from core.recording.sidecar import SegmentSidecar, SegmentTiming
+from core.recording.timeline import (
+    AudioPacket,
+    Gap,
+    RoomClock,
+    SenderReport,
+    StreamStarted,
+    TimelineEvent,
+    TrackTimeline,
+)
+from recorder.ogg_opus import OggOpusWriter
+from recorder.spool import RecordingSpool, atomic_write, fsync_dir
+
+SegmentClosed = Callable[[SegmentSidecar, Path], None]
+
+
+class RtpPacketLike(Protocol):
+    """The fields of ``aiortc.rtp.RtpPacket`` the recorder reads."""
+
+    sequence_number: int
+    timestamp: int
+    ssrc: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WriterHealth:
+    """A snapshot for the host's "recording degraded" indicator and for metrics."""
+
+    degraded: bool
+    reason: str | None
+    dropped_packets: int
+    queued: int
+    segments_closed: int
+    lost_packets: int
+    late_packets: int
+    duplicate_packets: int
+
+
+class _HashingFile:
+    """A file that hashes what is written, so closing a segment needs no read-back."""
+
+    def __init__(self, path: Path) -> None:
+        self.raw: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by the segment
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray) -> int:
+        self.raw.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+@dataclass(slots=True)
+class _Segment:
+    timing: SegmentTiming
+    file: _HashingFile
+    ogg: OggOpusWriter
+    path: Path
+    sidecar_path: Path
+
+
+@dataclass(slots=True)
+class _Track:
+    timeline: TrackTimeline
+    display_name: str = ""
+    next_index: int = 0
+    ssrc: int = 0
+    position: int | None = None  #: stream time where the next written sample goes
+    segment: _Segment | None = None
+    failed: str | None = None
+    closed: list[SegmentSidecar] = field(default_factory=list)
+
+
+_STOP = object()
+
+
+class SegmentWriter:
+    """Records every submitted speaker track of one recording into the spool (module doc)."""
+
+    def __init__(
+        self,
+        spool: RecordingSpool,
+        clock: RoomClock,
+        *,
+        segment_seconds: float,
+        queue_packets: int = 4096,
+        on_segment_closed: SegmentClosed | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spool = spool
+        self.clock = clock
+        self._segment_samples = round(segment_seconds * clock.sample_rate)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_packets)
+        self._on_closed = on_segment_closed
+        self._monotonic = monotonic
+        self._tracks: dict[str, _Track] = {}
+        self._dropped = 0
+        self._segments_closed = 0
+        self._reason: str | None = None
+        self._thread = threading.Thread(target=self._run, name="recorder-writer", daemon=True)
+        self._started = False
+
+    # -- event-loop side: never blocks -------------------------------------------------------
+
+    def start(self) -> None:
+        self._started = True
+        self._thread.start()
+
+    def on_rtp(self, participant_id: str, packet: RtpPacketLike, arrival_monotonic: float) -> bool:
+        """The live plane's tap: enqueue one RTP packet. False if it was dropped."""
+        return self._put(
+            ("rtp", participant_id, packet.ssrc, packet.sequence_number, packet.timestamp,
+             arrival_monotonic, bytes(packet.payload))
+        )
+
+    def submit(
+        self, participant_id: str, ssrc: int, sequence: int, timestamp: int, arrival: float,
+        payload: bytes,
+    ) -> bool:
+        """Enqueue one packet as plain values. False if it was dropped (queue full)."""
+        return self._put(("rtp", participant_id, ssrc, sequence, timestamp, arrival, payload))
+
+    def sender_report(
+        self, participant_id: str, ssrc: int, ntp_unix: float, rtp_timestamp: int, arrival: float
+    ) -> bool:
+        """Enqueue an RTCP sender report for the track's timing sidecar."""
+        return self._put(("sr", participant_id, ssrc, ntp_unix, rtp_timestamp, arrival))
+
+    def set_display_name(self, participant_id: str, name: str) -> bool:
+        return self._put(("name", participant_id, name))
+
+    def end_track(self, participant_id: str) -> bool:
+        """The speaker left the stage or recording paused: close their segment."""
+        return self._put(("end", participant_id))
+
+    def health(self) -> WriterHealth:
+        stats = [t.timeline.stats for t in list(self._tracks.values())]
+        return WriterHealth(
+            degraded=self._reason is not None,
+            reason=self._reason,
+            dropped_packets=self._dropped,
+            queued=self._queue.qsize(),
+            segments_closed=self._segments_closed,
+            lost_packets=sum(s.lost for s in stats),
+            late_packets=sum(s.late for s in stats),
+            duplicate_packets=sum(s.duplicates for s in stats),
+        )
+
+    def close(self, timeout: float = 30.0) -> list[SegmentSidecar]:
+        """Drain the queue, close every segment, stop the thread. BLOCKS: from an event loop
+        call ``await asyncio.to_thread(writer.close)``. Returns every closed segment."""
+        if self._started:
+            self._queue.put(_STOP, timeout=timeout)
+            self._thread.join(timeout)
+        return [car for track in self._tracks.values() for car in track.closed]
+
+    def _put(self, item: object) -> bool:
+        try:
+            self._queue.put_nowait(item)
+            return True
+        except queue.Full:
+            self._dropped += 1
+            self._reason = self._reason or "recorder queue full: packets dropped"
+            return False
+
+    # -- writer thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=0.25)
+            except queue.Empty:
+                self._idle()
+                continue
+            if item is _STOP:
+                break
+            if isinstance(item, tuple):
+                self._handle(item)
+        for participant_id in list(self._tracks):
+            self._finish(participant_id)
+
+    def _handle(self, item: tuple[object, ...]) -> None:
+        kind, participant_id = item[0], str(item[1])
+        track = self._tracks.get(participant_id)
+        if track is None:
+            track = self._tracks[participant_id] = _Track(TrackTimeline(self.clock))
+        if kind == "rtp":
+            _, _, ssrc, seq, ts, arrival, payload = item
+            track.ssrc = int(ssrc)  # type: ignore[call-overload]
+            events = track.timeline.push(
+                int(ssrc), int(seq), int(ts), float(arrival), bytes(payload)  # type: ignore[arg-type,call-overload]
+            )
+            self._apply(participant_id, track, events)
+        elif kind == "sr":
+            _, _, ssrc, ntp, rtp_ts, arrival = item
+            report = track.timeline.sender_report(
+                int(ssrc), float(ntp), int(rtp_ts), float(arrival)  # type: ignore[arg-type,call-overload]
+            )
+            if report is not None:
+                self._apply(participant_id, track, [report])
+        elif kind == "name":
+            track.display_name = str(item[2])
+        elif kind == "end":
+            self._finish(participant_id)
+
+    def _idle(self) -> None:
+        now = self._monotonic()
+        for participant_id, track in list(self._tracks.items()):
+            self._apply(participant_id, track, track.timeline.poll(now))
+            if track.segment is not None and track.failed is None:
+                try:
+                    track.segment.ogg.flush_page()
+                except OSError as exc:
+                    self._fail(track, exc)
+
+    def _finish(self, participant_id: str) -> None:
+        track = self._tracks[participant_id]
+        self._apply(participant_id, track, track.timeline.flush())
+        self._close_segment(track)
+        track.failed = None
+
+    def _apply(self, participant_id: str, track: _Track, events: list[TimelineEvent]) -> None:
+        try:
+            for event in events:
+                if track.failed is not None:
+                    return
+                if isinstance(event, AudioPacket):
+                    self._write_audio(participant_id, track, event)
+                elif isinstance(event, Gap):
+                    self._write_gap(track, event)
+                elif isinstance(event, StreamStarted):
+                    self._close_segment(track)
+                    track.position = None
+                elif isinstance(event, SenderReport) and track.segment is not None:
+                    track.segment.timing.add_sender_report(event)
+        except OSError as exc:
+            self._fail(track, exc)
+
+    def _write_gap(self, track: _Track, gap: Gap) -> None:
+        segment = track.segment
+        if segment is None or track.position is None:
+            return
+        written = segment.ogg.write_silence(gap.samples)
+        segment.timing.add_gap(gap, written)
+        track.position += written
+
+    def _write_audio(self, participant_id: str, track: _Track, packet: AudioPacket) -> None:
+        if track.position is None:
+            track.position = packet.timestamp
+        segment = track.segment
+        if segment is None or segment.timing.duration >= self._segment_samples:
+            self._close_segment(track)
+            segment = self._open_segment(participant_id, track, packet, track.position)
+        segment.ogg.write_packet(packet.payload, packet.samples)
+        segment.timing.add_packet(packet)
+        track.position += packet.samples
+
+    def _open_segment(
+        self, participant_id: str, track: _Track, first: AudioPacket, position: int
+    ) -> _Segment:
+        index = track.next_index
+        track.next_index += 1
+        timing = SegmentTiming.opening(
+            first, recording_id=self.spool.recording_id, participant_id=participant_id,
+            display_name=track.display_name, index=index,
+            key=self.spool.segment_key(participant_id, index), ssrc=track.ssrc,
+            stream_start=position,
+        )
+        path = self.spool.segment_path(participant_id, index)
+        sidecar_path = self.spool.sidecar_path(participant_id, index)
+        # Sidecar first: a segment file on disk must always be placeable after a crash.
+        atomic_write(sidecar_path, timing.snapshot("open").to_json().encode())
+        file = _HashingFile(path)
+        ogg = OggOpusWriter(
+            file,
+            serial=zlib.crc32(participant_id.encode()) ^ index,
+            flush_samples=self.clock.sample_rate,
+            comments={"ROOMCAST_RECORDING": self.spool.recording_id,
+                      "ROOMCAST_PARTICIPANT": participant_id},
+        )
+        track.segment = _Segment(timing, file, ogg, path, sidecar_path)
+        return track.segment
+
+    def _close_segment(self, track: _Track) -> None:
+        segment, track.segment = track.segment, None
+        if segment is None:
+            return
+        try:
+            segment.ogg.close()
+            segment.file.flush()
+            os.fsync(segment.file.raw.fileno())
+            segment.file.raw.close()
+            fsync_dir(segment.path.parent)
+            car = segment.timing.snapshot("closed").with_file(
+                size=segment.file.size, sha256=segment.file.sha256.hexdigest(), state="closed"
+            )
+            atomic_write(segment.sidecar_path, car.to_json().encode())
+        except OSError as exc:
+            self._fail(track, exc)
+            return
+        track.closed.append(car)
+        self._segments_closed += 1
+        if self._on_closed is not None:
+            self._on_closed(car, segment.path)
+
+    def _fail(self, track: _Track, exc: OSError) -> None:
+        track.failed = f"recorder disk error: {exc.strerror or exc}"
+        self._reason = track.failed
+        segment, track.segment = track.segment, None
+        if segment is not None:
+            try:
+                segment.file.raw.close()
+            except OSError:
+                pass

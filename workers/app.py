@@ -1,0 +1,37 @@
+"""The worker's Celery app factory."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from core.adapters.celery_config import make_celery
+from core.settings import Settings
+
+#: Modules whose import registers tasks on the current app.
+TASK_MODULES = ("workers.tasks",)
+
+
+def create_app(settings: Settings) -> Celery:
+    """A Celery app with every Roomcast task registered, configured from ``settings``."""
+    app = make_celery(settings, "roomcast")
+    app.conf.update(include=list(TASK_MODULES))
+    # shared_task binds to every app, but only once the task module has been imported.
+    import workers.tasks  # noqa: F401
+
+    app.set_default()
+    return app
+
+
+def worker_argv(settings: Settings, *, concurrency: int = 1, loglevel: str | None = None) -> list[str]:
+    """Arguments for ``app.worker_main``: both queues, ``concurrency`` pool processes."""
+    from core import jobs
+
+    return [
+        "worker",
+        "--queues", ",".join(jobs.QUEUES),
+        "--concurrency", str(concurrency),
+        "--loglevel", (loglevel or settings.log_level).upper(),
+        "--hostname", "roomcast@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]  # fmt: skip

@@ -1,0 +1,9 @@
+"""Celery tasks, each registered under an explicit name from ``core.jobs``.
+
+Tasks are ``shared_task`` s so they bind to whichever app ``workers.app.create_app`` built;
+importing this package registers them all.
+"""
+
+from workers.tasks import ping
+
+__all__ = ["ping"]
