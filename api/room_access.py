@@ -98,7 +98,9 @@ def join_role(room: RoomView, membership: MembershipView | None, user_id: str) -
         raise rule_error("removed_from_room")
     else:
         ensure_visible(room, membership, user_id)
-        invited_cohost = membership is not None and membership.invited and membership.role == "cohost"
+        invited_cohost = (
+            membership is not None and membership.invited and membership.role == "cohost"
+        )
         role = Role.COHOST if invited_cohost else Role.LISTENER
     if room.status not in OPEN_STATUSES:
         raise rule_error("room_ended")
@@ -113,4 +115,3 @@ def join_role(room: RoomView, membership: MembershipView | None, user_id: str) -
 def starts_room(room: RoomView, role: Role) -> bool:
     """Whether handing ``role`` a join token turns a scheduled room live (its host arrives)."""
     return room.status == "scheduled" and role is Role.HOST
-

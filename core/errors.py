@@ -15,7 +15,10 @@
     │   ├── WebhookSignatureInvalid  a webhook whose signature or timestamp does not verify
     │   ├── UnsafeWebhookTarget   a webhook URL aimed at loopback/private/link-local space
     │   ├── ProtocolError         a malformed signaling message (error reply; connection stays up)
-    │   └── InvalidSdp            an SDP answer the media plane cannot apply
+    │   ├── InvalidSdp            an SDP answer the media plane cannot apply
+    │   ├── InvalidManifest       a recording manifest that fails its JSON Schema (names the field)
+    │   ├── InvalidSidecar        a segment timing sidecar that cannot be read back
+    │   └── InvalidOpusPacket     an RTP payload without a valid Opus TOC
     ├── Unauthorized              no valid credentials (HTTP 401, WebSocket close 4001)
     │   └── InvalidToken          a bearer or join token that is malformed, tampered or misused
     │       └── TokenExpired      a token past its ``exp``
@@ -103,6 +106,18 @@ class WebhookSignatureInvalid(InvalidInput):
 
 class UnsafeWebhookTarget(InvalidInput):
     code = "unsafe_webhook_target"
+
+
+class InvalidManifest(InvalidInput):
+    code = "invalid_manifest"
+
+
+class InvalidSidecar(InvalidInput):
+    code = "invalid_sidecar"
+
+
+class InvalidOpusPacket(InvalidInput):
+    code = "invalid_opus_packet"
 
 
 class NotFound(RoomcastError):

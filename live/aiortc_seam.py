@@ -146,7 +146,7 @@ def is_tapped(receiver: RTCRtpReceiver) -> bool:
     return _TAP_ATTRIBUTE in vars(receiver)
 
 
-def opus_packet(payload: bytes, pts: int) -> av.Packet:
+def opus_packet(payload: bytes, pts: int) -> av.Packet[Any]:
     """A pre-encoded Opus packet that an ``RTCRtpSender`` sends as-is at RTP time ``pts``."""
     packet = av.Packet(payload)
     packet.pts = pts

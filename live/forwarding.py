@@ -13,6 +13,7 @@ across such switches and across a source's SSRC changes.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from dataclasses import dataclass
 
 import av
@@ -85,17 +86,17 @@ class PacketQueueTrack(MediaStreamTrack):
 
     def __init__(self, *, capacity: int = 10) -> None:
         super().__init__()
-        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(maxsize=capacity)
+        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(maxsize=capacity)
         self.dropped = 0
 
-    def offer(self, item: av.Packet | None) -> None:
+    def offer(self, item: av.Packet[Any] | None) -> None:
         """Queue one packet (``None`` ends the track)."""
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
         self._queue.put_nowait(item)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:
         """The next packet to send (called by aiortc's sender loop)."""
         if self.readyState != "live":
             raise MediaStreamError

@@ -19,6 +19,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import av
 import numpy as np
@@ -154,7 +155,7 @@ class _Renderer:
 
     def render(
         self, payloads: Mapping[str, bytes | None], pts: int
-    ) -> tuple[list[av.Packet], dict[str, float]]:
+    ) -> tuple[list[av.Packet[Any]], dict[str, float]]:
         """Decode, measure, mix and encode one 20 ms tick."""
         for gone in self._decoders.keys() - payloads.keys():
             del self._decoders[gone]

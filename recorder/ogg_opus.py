@@ -102,7 +102,8 @@ class OggOpusWriter:
         """Append one Opus packet of ``samples`` decoded samples (payload unchanged)."""
         lacing = len(payload) // 255 + 1
         if self._pending and (
-            self._pending_lacing + lacing > 255 or self._pending_bytes + len(payload) > _MAX_PAGE_BODY
+            self._pending_lacing + lacing > 255
+            or self._pending_bytes + len(payload) > _MAX_PAGE_BODY
         ):
             self.flush_page()
         self._pending.append(payload)

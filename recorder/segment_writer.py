@@ -105,6 +105,37 @@ class _Track:
     closed: list[SegmentSidecar] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Rtp:
+    participant_id: str
+    ssrc: int
+    sequence: int
+    timestamp: int
+    arrival: float
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Sr:
+    participant_id: str
+    ssrc: int
+    ntp_unix: float
+    rtp_timestamp: int
+    arrival: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Name:
+    participant_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    participant_id: str
+
+
+_Message = _Rtp | _Sr | _Name | _End
 _STOP = object()
 
 
@@ -143,29 +174,41 @@ class SegmentWriter:
     def on_rtp(self, participant_id: str, packet: RtpPacketLike, arrival_monotonic: float) -> bool:
         """The live plane's tap: enqueue one RTP packet. False if it was dropped."""
         return self._put(
-            ("rtp", participant_id, packet.ssrc, packet.sequence_number, packet.timestamp,
-             arrival_monotonic, bytes(packet.payload))
+            _Rtp(
+                participant_id,
+                packet.ssrc,
+                packet.sequence_number,
+                packet.timestamp,
+                arrival_monotonic,
+                bytes(packet.payload),
+            )
         )
 
     def submit(
-        self, participant_id: str, ssrc: int, sequence: int, timestamp: int, arrival: float,
+        self,
+        participant_id: str,
+        ssrc: int,
+        sequence: int,
+        timestamp: int,
+        arrival: float,
         payload: bytes,
     ) -> bool:
         """Enqueue one packet as plain values. False if it was dropped (queue full)."""
-        return self._put(("rtp", participant_id, ssrc, sequence, timestamp, arrival, payload))
+        return self._put(_Rtp(participant_id, ssrc, sequence, timestamp, arrival, payload))
 
     def sender_report(
         self, participant_id: str, ssrc: int, ntp_unix: float, rtp_timestamp: int, arrival: float
     ) -> bool:
         """Enqueue an RTCP sender report for the track's timing sidecar."""
-        return self._put(("sr", participant_id, ssrc, ntp_unix, rtp_timestamp, arrival))
+        return self._put(_Sr(participant_id, ssrc, ntp_unix, rtp_timestamp, arrival))
 
     def set_display_name(self, participant_id: str, name: str) -> bool:
-        return self._put(("name", participant_id, name))
+        """Name the track in its next segments' sidecars."""
+        return self._put(_Name(participant_id, name))
 
     def end_track(self, participant_id: str) -> bool:
         """The speaker left the stage or recording paused: close their segment."""
-        return self._put(("end", participant_id))
+        return self._put(_End(participant_id))
 
     def health(self) -> WriterHealth:
         stats = [t.timeline.stats for t in list(self._tracks.values())]
@@ -208,34 +251,31 @@ class SegmentWriter:
                 continue
             if item is _STOP:
                 break
-            if isinstance(item, tuple):
+            if isinstance(item, _Rtp | _Sr | _Name | _End):
                 self._handle(item)
         for participant_id in list(self._tracks):
             self._finish(participant_id)
 
-    def _handle(self, item: tuple[object, ...]) -> None:
-        kind, participant_id = item[0], str(item[1])
-        track = self._tracks.get(participant_id)
+    def _handle(self, item: _Message) -> None:
+        track = self._tracks.get(item.participant_id)
         if track is None:
-            track = self._tracks[participant_id] = _Track(TrackTimeline(self.clock))
-        if kind == "rtp":
-            _, _, ssrc, seq, ts, arrival, payload = item
-            track.ssrc = int(ssrc)  # type: ignore[call-overload]
+            track = self._tracks[item.participant_id] = _Track(TrackTimeline(self.clock))
+        if isinstance(item, _Rtp):
+            track.ssrc = item.ssrc
             events = track.timeline.push(
-                int(ssrc), int(seq), int(ts), float(arrival), bytes(payload)  # type: ignore[arg-type,call-overload]
+                item.ssrc, item.sequence, item.timestamp, item.arrival, item.payload
             )
-            self._apply(participant_id, track, events)
-        elif kind == "sr":
-            _, _, ssrc, ntp, rtp_ts, arrival = item
+            self._apply(item.participant_id, track, events)
+        elif isinstance(item, _Sr):
             report = track.timeline.sender_report(
-                int(ssrc), float(ntp), int(rtp_ts), float(arrival)  # type: ignore[arg-type,call-overload]
+                item.ssrc, item.ntp_unix, item.rtp_timestamp, item.arrival
             )
             if report is not None:
-                self._apply(participant_id, track, [report])
-        elif kind == "name":
-            track.display_name = str(item[2])
-        elif kind == "end":
-            self._finish(participant_id)
+                self._apply(item.participant_id, track, [report])
+        elif isinstance(item, _Name):
+            track.display_name = item.name
+        else:
+            self._finish(item.participant_id)
 
     def _idle(self) -> None:
         now = self._monotonic()
@@ -295,9 +335,13 @@ class SegmentWriter:
         index = track.next_index
         track.next_index += 1
         timing = SegmentTiming.opening(
-            first, recording_id=self.spool.recording_id, participant_id=participant_id,
-            display_name=track.display_name, index=index,
-            key=self.spool.segment_key(participant_id, index), ssrc=track.ssrc,
+            first,
+            recording_id=self.spool.recording_id,
+            participant_id=participant_id,
+            display_name=track.display_name,
+            index=index,
+            key=self.spool.segment_key(participant_id, index),
+            ssrc=track.ssrc,
             stream_start=position,
         )
         path = self.spool.segment_path(participant_id, index)
@@ -309,8 +353,10 @@ class SegmentWriter:
             file,
             serial=zlib.crc32(participant_id.encode()) ^ index,
             flush_samples=self.clock.sample_rate,
-            comments={"ROOMCAST_RECORDING": self.spool.recording_id,
-                      "ROOMCAST_PARTICIPANT": participant_id},
+            comments={
+                "ROOMCAST_RECORDING": self.spool.recording_id,
+                "ROOMCAST_PARTICIPANT": participant_id,
+            },
         )
         track.segment = _Segment(timing, file, ogg, path, sidecar_path)
         return track.segment

@@ -172,8 +172,12 @@ def recover_segment(sidecar_path: Path, audio_path: Path) -> SegmentSidecar | No
     # The two header pages hold one packet each; the rest are audio packets.
     packets = max(_count_packets(kept) - 2, 0)
     recovered = replace(
-        car, size=length, sha256=hashlib.sha256(kept).hexdigest(), state="recovered",
-        duration=samples, packets=packets,
+        car,
+        size=length,
+        sha256=hashlib.sha256(kept).hexdigest(),
+        state="recovered",
+        duration=samples,
+        packets=packets,
     )
     atomic_write(sidecar_path, recovered.to_json().encode())
     return recovered

@@ -19,19 +19,13 @@ from typing import Any, Literal
 
 import jsonschema
 
-from core.errors import InvalidInput
+from core.errors import InvalidManifest
 from core.recording.opus import SAMPLE_RATE
 from core.recording.sidecar import SegmentSidecar
 
 MANIFEST_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 Status = Literal["complete", "interrupted"]
-
-
-class InvalidManifest(InvalidInput):
-    """A manifest that does not match the schema; the message names the offending field."""
-
-    code = "invalid_manifest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +113,11 @@ class Manifest:
             epoch=float(data["epoch"]),
             status=data["status"],
             tracks=tuple(
-                Track(t["participant_id"], t["display_name"],
-                      tuple(Segment(**s) for s in t["segments"]))
+                Track(
+                    t["participant_id"],
+                    t["display_name"],
+                    tuple(Segment(**s) for s in t["segments"]),
+                )
                 for t in data["tracks"]
             ),
             gaps=tuple(GapEntry(**g) for g in data["gaps"]),
@@ -183,11 +180,16 @@ def build_manifest(
         names.setdefault(car.participant_id, car.display_name)
         tracks.setdefault(car.participant_id, []).append(
             Segment(
-                key=car.key, index=car.index, stream=car.stream,
+                key=car.key,
+                index=car.index,
+                stream=car.stream,
                 rtp_first_timestamp=car.rtp_first_timestamp,
                 rtp_last_timestamp=car.rtp_last_timestamp,
-                start_offset=anchor + car.stream_start, duration=car.duration,
-                packets=car.packets, lost_packets=car.lost_packets, size=car.size,
+                start_offset=anchor + car.stream_start,
+                duration=car.duration,
+                packets=car.packets,
+                lost_packets=car.lost_packets,
+                size=car.size,
                 sha256=car.sha256,
             )
         )

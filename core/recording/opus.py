@@ -6,7 +6,7 @@ from a payload is its table-of-contents byte (and, for code-3 packets, the frame
 
 from __future__ import annotations
 
-from core.errors import InvalidInput
+from core.errors import InvalidOpusPacket
 
 SAMPLE_RATE = 48_000
 
@@ -28,12 +28,6 @@ SILENCE_FRAMES: dict[int, bytes] = {
 
 #: Longest legal Opus packet (RFC 6716: at most 120 ms).
 MAX_PACKET_SAMPLES = 5760
-
-
-class InvalidOpusPacket(InvalidInput):
-    """A payload that is not a well-formed Opus packet header."""
-
-    code = "invalid_opus_packet"
 
 
 def packet_samples(payload: bytes) -> int:

@@ -19,17 +19,11 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from core.errors import InvalidInput
+from core.errors import InvalidSidecar
 from core.recording.timeline import AudioPacket, Gap, SenderReport
 
 SIDECAR_VERSION = 1
 SegmentState = Literal["open", "closed", "recovered"]
-
-
-class InvalidSidecar(InvalidInput):
-    """A sidecar file that cannot be read back."""
-
-    code = "invalid_sidecar"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +80,9 @@ class SegmentSidecar:
         try:
             data: dict[str, Any] = json.loads(text)
             if data.get("version") != SIDECAR_VERSION:
-                raise InvalidSidecar(f"version: unsupported sidecar version {data.get('version')!r}")
+                raise InvalidSidecar(
+                    f"version: unsupported sidecar version {data.get('version')!r}"
+                )
             data["gaps"] = tuple(GapRecord(**gap) for gap in data.get("gaps", ()))
             data["sender_reports"] = tuple(
                 SenderReportRecord(**sr) for sr in data.get("sender_reports", ())
@@ -126,13 +122,29 @@ class SegmentTiming:
 
     @classmethod
     def opening(
-        cls, first: AudioPacket, *, recording_id: str, participant_id: str, display_name: str,
-        index: int, key: str, ssrc: int, stream_start: int,
+        cls,
+        first: AudioPacket,
+        *,
+        recording_id: str,
+        participant_id: str,
+        display_name: str,
+        index: int,
+        key: str,
+        ssrc: int,
+        stream_start: int,
     ) -> SegmentTiming:
         """A segment whose first audio is ``first``, written at stream time ``stream_start``."""
         return cls(
-            recording_id, participant_id, display_name, index, key, first.stream, ssrc,
-            stream_start, first.anchor_candidate, first.rtp_timestamp,
+            recording_id,
+            participant_id,
+            display_name,
+            index,
+            key,
+            first.stream,
+            ssrc,
+            stream_start,
+            first.anchor_candidate,
+            first.rtp_timestamp,
             rtp_last_timestamp=first.rtp_timestamp,
         )
 
@@ -156,11 +168,22 @@ class SegmentTiming:
 
     def snapshot(self, state: SegmentState = "open") -> SegmentSidecar:
         return SegmentSidecar(
-            recording_id=self.recording_id, participant_id=self.participant_id,
-            display_name=self.display_name, index=self.index, key=self.key, stream=self.stream,
-            ssrc=self.ssrc, state=state, stream_start=self.stream_start, anchor=self.anchor,
+            recording_id=self.recording_id,
+            participant_id=self.participant_id,
+            display_name=self.display_name,
+            index=self.index,
+            key=self.key,
+            stream=self.stream,
+            ssrc=self.ssrc,
+            state=state,
+            stream_start=self.stream_start,
+            anchor=self.anchor,
             rtp_first_timestamp=self.rtp_first_timestamp,
-            rtp_last_timestamp=self.rtp_last_timestamp, duration=self.duration,
-            packets=self.packets, lost_packets=self.lost_packets, gaps=tuple(self.gaps),
-            sender_reports=tuple(self.sender_reports), arrivals=tuple(self.arrivals),
+            rtp_last_timestamp=self.rtp_last_timestamp,
+            duration=self.duration,
+            packets=self.packets,
+            lost_packets=self.lost_packets,
+            gaps=tuple(self.gaps),
+            sender_reports=tuple(self.sender_reports),
+            arrivals=tuple(self.arrivals),
         )

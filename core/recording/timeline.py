@@ -29,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from core.recording.opus import SAMPLE_RATE, InvalidOpusPacket, packet_samples
+from core.errors import InvalidOpusPacket
+from core.recording.opus import SAMPLE_RATE, packet_samples
 
 SEQ_BITS = 16
 TS_BITS = 32

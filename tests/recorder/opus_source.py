@@ -25,8 +25,9 @@ def sine_packets(seconds: float, frequency: float = 440.0) -> list[bytes]:
     pcm = (np.sin(2 * np.pi * frequency * t) * 12_000).astype(np.int16)
     out: list[bytes] = []
     for i in range(n):
-        frame = av.AudioFrame.from_ndarray(pcm[None, i * FRAME : (i + 1) * FRAME], format="s16",
-                                           layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            pcm[None, i * FRAME : (i + 1) * FRAME], format="s16", layout="mono"
+        )
         frame.sample_rate = RATE
         frame.pts = i * FRAME
         out += [bytes(p) for p in codec.encode(frame)]
@@ -46,8 +47,23 @@ def decode_with_pyav(path: Path) -> np.ndarray:
 def decode_with_ffmpeg(path: Path) -> int:
     """Samples the ffmpeg CLI decodes from ``path`` (mono s16, 48 kHz)."""
     raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-ac", "1", "-ar", "48000",
-         "-f", "s16le", "-"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(path),
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            "-f",
+            "s16le",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     ).stdout
     return len(raw) // 2

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from core.errors import InvalidManifest, InvalidOpusPacket, InvalidSidecar
 from core.recording.manifest import (
     GapEntry,
     Interval,
-    InvalidManifest,
     Manifest,
     Marker,
     Segment,
@@ -17,15 +17,29 @@ from core.recording.manifest import (
     Track,
     build_manifest,
 )
-from core.recording.opus import InvalidOpusPacket, packet_samples, silence_packets
-from core.recording.sidecar import GapRecord, InvalidSidecar, SegmentSidecar
+from core.recording.opus import packet_samples, silence_packets
+from core.recording.sidecar import GapRecord, SegmentSidecar
 
 
 def sample_manifest() -> Manifest:
-    segment = Segment("recordings/r1/tracks/alice/00000.opus", 0, 0, 4000, 4000 + 47 * 960,
-                      48_000, 48 * 960, 47, 1, 1234, "a" * 64)
+    segment = Segment(
+        "recordings/r1/tracks/alice/00000.opus",
+        0,
+        0,
+        4000,
+        4000 + 47 * 960,
+        48_000,
+        48 * 960,
+        47,
+        1,
+        1234,
+        "a" * 64,
+    )
     return Manifest(
-        recording_id="r1", room_id="room-9", epoch=1_700_000_000.25, status="complete",
+        recording_id="r1",
+        room_id="room-9",
+        epoch=1_700_000_000.25,
+        status="complete",
         tracks=(Track("alice", "Alice", (segment,)),),
         gaps=(GapEntry("alice", "loss", 48_000 + 960, 960, 1),),
         recording_intervals=(Interval(0, 96_000), Interval(144_000, None)),
@@ -42,7 +56,10 @@ def test_round_trip() -> None:
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
-        (lambda d: d["tracks"][0]["segments"][0].__setitem__("duration", -5), "tracks[0].segments[0].duration"),
+        (
+            lambda d: d["tracks"][0]["segments"][0].__setitem__("duration", -5),
+            "tracks[0].segments[0].duration",
+        ),
         (lambda d: d["tracks"][0]["segments"][0].pop("key"), "'key' is a required property"),
         (lambda d: d.__setitem__("status", "done"), "status"),
         (lambda d: d.__setitem__("version", 2), "version"),
@@ -63,13 +80,32 @@ def test_not_json_is_rejected_clearly() -> None:
         Manifest.from_json("{")
 
 
-def sidecar(index: int, stream: int, stream_start: int, anchor: int, duration: int,
-            gaps: tuple[GapRecord, ...] = ()) -> SegmentSidecar:
+def sidecar(
+    index: int,
+    stream: int,
+    stream_start: int,
+    anchor: int,
+    duration: int,
+    gaps: tuple[GapRecord, ...] = (),
+) -> SegmentSidecar:
     return SegmentSidecar(
-        recording_id="r1", participant_id="bob", display_name="Bob", index=index,
-        key=f"k{index}", stream=stream, ssrc=5, state="closed", stream_start=stream_start,
-        anchor=anchor, rtp_first_timestamp=1, rtp_last_timestamp=2, duration=duration,
-        packets=10, lost_packets=0, gaps=gaps, arrivals=((0, anchor),),
+        recording_id="r1",
+        participant_id="bob",
+        display_name="Bob",
+        index=index,
+        key=f"k{index}",
+        stream=stream,
+        ssrc=5,
+        state="closed",
+        stream_start=stream_start,
+        anchor=anchor,
+        rtp_first_timestamp=1,
+        rtp_last_timestamp=2,
+        duration=duration,
+        packets=10,
+        lost_packets=0,
+        gaps=gaps,
+        arrivals=((0, anchor),),
     )
 
 
@@ -79,11 +115,15 @@ def test_build_places_every_segment_of_a_stream_with_the_stream_minimum_anchor()
         sidecar(0, 0, 0, 96_050, 1_440_000),
         sidecar(2, 1, 0, 5_000_000, 48_000),
     ]
-    manifest = build_manifest(recording_id="r1", room_id="room", epoch=1.0, sidecars=cars,
-                              status="interrupted")
+    manifest = build_manifest(
+        recording_id="r1", room_id="room", epoch=1.0, sidecars=cars, status="interrupted"
+    )
     (track,) = manifest.tracks
     assert [(s.index, s.start_offset) for s in track.segments] == [
-        (0, 96_050), (1, 96_050 + 1_440_000), (2, 5_000_000)]
+        (0, 96_050),
+        (1, 96_050 + 1_440_000),
+        (2, 5_000_000),
+    ]
     assert manifest.gaps == (GapEntry("bob", "dtx", 96_050 + 1_500_000, 9600, 0),)
     assert Manifest.from_json(manifest.to_json()) == manifest
 

@@ -34,9 +34,9 @@ def feed(
     return events + timeline.flush()
 
 
-def stream(n: int, *, seq0: int = 100, ts0: int = 5000, start: float = EPOCH + 1.0) -> list[
-    tuple[int, int, float]
-]:
+def stream(
+    n: int, *, seq0: int = 100, ts0: int = 5000, start: float = EPOCH + 1.0
+) -> list[tuple[int, int, float]]:
     return [(seq0 + i, ts0 + i * FRAME, start + i * 0.02) for i in range(n)]
 
 
@@ -79,8 +79,12 @@ def test_loss_becomes_a_loss_gap_at_its_true_place() -> None:
     timeline = TrackTimeline(clock())
     events = feed(timeline, packets)
     (gap,) = gaps(events)
-    assert (gap.kind, gap.timestamp, gap.samples, gap.lost_packets) == ("loss", 10 * FRAME,
-                                                                       2 * FRAME, 2)
+    assert (gap.kind, gap.timestamp, gap.samples, gap.lost_packets) == (
+        "loss",
+        10 * FRAME,
+        2 * FRAME,
+        2,
+    )
     assert timeline.stats.lost == 2
     assert audio(events)[10].timestamp == 12 * FRAME
 
@@ -131,8 +135,12 @@ def test_dtx_timestamp_jump_with_consecutive_sequence_is_a_dtx_gap() -> None:
     timeline = TrackTimeline(clock())
     events = feed(timeline, packets)
     (gap,) = gaps(events)
-    assert (gap.kind, gap.timestamp, gap.samples, gap.lost_packets) == ("dtx", 10 * FRAME,
-                                                                      20 * FRAME, 0)
+    assert (gap.kind, gap.timestamp, gap.samples, gap.lost_packets) == (
+        "dtx",
+        10 * FRAME,
+        20 * FRAME,
+        0,
+    )
     assert timeline.stats.lost == 0
     assert audio(events)[-1].timestamp + FRAME == 35 * FRAME
 
@@ -145,8 +153,9 @@ def test_late_joiner_is_placed_at_its_arrival() -> None:
 
 def test_anchor_uses_the_minimum_delay_packet_not_the_first() -> None:
     packets = stream(50, start=EPOCH + 2.0)
-    jittered = [(s, t, a + (0.060 if i < 10 else 0.015 * (i % 3))) for i, (s, t, a) in
-                enumerate(packets)]
+    jittered = [
+        (s, t, a + (0.060 if i < 10 else 0.015 * (i % 3))) for i, (s, t, a) in enumerate(packets)
+    ]
     jittered[30] = packets[30]  # one packet arrives with no extra delay
     timeline = TrackTimeline(clock())
     feed(timeline, jittered)
@@ -194,7 +203,8 @@ def test_any_shuffle_within_the_window_keeps_every_packet_in_its_slot(
     order = sorted(range(n), key=lambda i: i + displacements[i])
     arriving = [
         (packets[i][0], packets[i][1], EPOCH + 1 + position * 0.02)
-        for position, i in enumerate(order) if i not in dropped
+        for position, i in enumerate(order)
+        if i not in dropped
     ]
     timeline = TrackTimeline(clock())
     events = feed(timeline, arriving)
