@@ -18,7 +18,8 @@
     │   ├── InvalidSdp            an SDP answer the media plane cannot apply
     │   ├── InvalidManifest       a recording manifest that fails its JSON Schema (names the field)
     │   ├── InvalidSidecar        a segment timing sidecar that cannot be read back
-    │   └── InvalidOpusPacket     an RTP payload without a valid Opus TOC
+    │   ├── InvalidOpusPacket     an RTP payload without a valid Opus TOC
+    │   └── SegmentMissing        a segment the manifest lists is in neither the directory nor storage
     ├── Unauthorized              no valid credentials (HTTP 401, WebSocket close 4001)
     │   └── InvalidToken          a bearer or join token that is malformed, tampered or misused
     │       └── TokenExpired      a token past its ``exp``
@@ -35,7 +36,8 @@
     └── StorageError              storage adapter failures, translated at the adapter edge
         ├── ObjectNotFound        no object at that key (also a NotFound)
         ├── ObjectKeyConflict     local backend: key clashes with a directory/file (also a Conflict)
-        └── StorageUnavailable    transient: retry later (also a DependencyUnavailable)
+        ├── StorageUnavailable    transient: retry later (also a DependencyUnavailable)
+        └── UploadRejected        recorder: a spool file not stored for a reason a retry won't fix
 
 Every error carries a stable ``code`` (snake_case) documented in docs/protocol.md and the API
 docs; messages say what to do about it.
@@ -120,6 +122,16 @@ class InvalidOpusPacket(InvalidInput):
     code = "invalid_opus_packet"
 
 
+class SegmentMissing(InvalidInput):
+    """A recorded segment the manifest lists cannot be found; ``key`` names it."""
+
+    code = "segment_missing"
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class NotFound(RoomcastError):
     code = "not_found"
 
@@ -151,6 +163,13 @@ class StorageUnavailable(StorageError, DependencyUnavailable):
 
     def __init__(self, message: str) -> None:
         DependencyUnavailable.__init__(self, "storage", message)
+
+
+class UploadRejected(StorageError):
+    """A spool file the recorder did not store: damaged locally, or the stored copy does not
+    match it. The local file is kept."""
+
+    code = "upload_rejected"
 
 
 class ProtocolError(InvalidInput):

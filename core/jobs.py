@@ -29,6 +29,10 @@ PING: Final = "roomcast.ping"
 #: What the ping task returns.
 PONG: Final = "pong"
 
+#: Post-production of one recording (argument: the recording id), on the media queue. The
+#: recorder enqueues it when a recording stops or the room ends, once the manifest is stored.
+POSTPROD_RENDER: Final = "roomcast.postprod.render"
+
 
 @dataclass(frozen=True)
 class TimeLimits:

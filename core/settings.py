@@ -234,6 +234,11 @@ class Settings(BaseSettings):
         return f"redis://127.0.0.1:{self.redis.port}/0"
 
     @property
+    def spool_dir(self) -> Path:
+        """The recorder's spool: segments waiting for upload (``<var_dir>/spool``)."""
+        return self.var_path / "spool"
+
+    @property
     def storage_dir(self) -> Path:
         return Path(self.storage.local_dir) if self.storage.local_dir else self.var_path / "storage"
 

@@ -1,4 +1,4 @@
-"""Bearer tokens for the API and join tokens for rooms: JWT, HS256, ``settings.auth.secret_key``.
+"""Bearer tokens for the API and join tokens for rooms: JWT, HS256 keyed from ``auth.secret_key``.
 
 Two kinds, told apart by the audience claim so one can never stand in for the other:
 
@@ -17,6 +17,8 @@ Times are injectable (``now``) so tests need no clock.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -59,8 +61,12 @@ class JoinClaims:
     token_id: str
 
 
-def _key(settings: Settings) -> str:
-    return settings.auth.secret_key.get_secret_value()
+def signing_key(settings: Settings) -> bytes:
+    """The HMAC-SHA256 key, derived from ``settings.auth.secret_key`` (32 bytes)."""
+    # Derived rather than used raw: a fixed 32-byte HMAC key whatever the secret's length (the
+    # development default is short), and separate from any other use of the same secret.
+    secret = settings.auth.secret_key.get_secret_value().encode()
+    return hmac.new(secret, b"roomcast jwt hs256", hashlib.sha256).digest()
 
 
 def _now(now: float | None) -> int:
@@ -87,7 +93,7 @@ def issue_access_token(
     """A signed API bearer token for ``user_id``."""
     ttl = settings.auth.access_token_ttl_seconds if ttl_seconds is None else ttl_seconds
     claims = _base_claims(user_id, ACCESS_AUDIENCE, ttl, now)
-    return jwt.encode(claims, _key(settings), algorithm=ALGORITHM)
+    return jwt.encode(claims, signing_key(settings), algorithm=ALGORITHM)
 
 
 def issue_join_token(
@@ -112,7 +118,7 @@ def issue_join_token(
         role=role.value,
         grants=(grants or grants_for(role)).to_claim(),
     )
-    return jwt.encode(claims, _key(settings), algorithm=ALGORITHM)
+    return jwt.encode(claims, signing_key(settings), algorithm=ALGORITHM)
 
 
 def _decode(settings: Settings, token: str, audience: str, now: float | None) -> dict[str, Any]:
@@ -122,7 +128,7 @@ def _decode(settings: Settings, token: str, audience: str, now: float | None) ->
         # Expiry is checked below against the injectable clock; pyjwt checks the rest.
         claims: dict[str, Any] = jwt.decode(
             token,
-            _key(settings),
+            signing_key(settings),
             algorithms=[ALGORITHM],
             audience=audience,
             issuer=ISSUER,

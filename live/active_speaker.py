@@ -9,13 +9,15 @@ per ``min_interval`` (4 updates per second by default), so signaling is never fl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Mapping
 
 __all__ = [
+    "DEFAULT_CONFIG",
     "ActiveSpeakerConfig",
     "ActiveSpeakerState",
+    "active_now",
     "decide",
     "forget",
     "level_from_extension",
@@ -37,6 +39,9 @@ class ActiveSpeakerConfig:
     """Minimum time between two emitted lists (0.25 s: at most 4 updates per second)."""
     max_speakers: int = 3
     """Longest list emitted."""
+
+
+DEFAULT_CONFIG = ActiveSpeakerConfig()
 
 
 def _frozen(mapping: dict[str, float]) -> Mapping[str, float]:
@@ -65,14 +70,12 @@ def observe(
     participant: str,
     level_dbov: float,
     now: float,
-    config: ActiveSpeakerConfig = ActiveSpeakerConfig(),
+    config: ActiveSpeakerConfig = DEFAULT_CONFIG,
 ) -> ActiveSpeakerState:
     """Fold one level measurement of ``participant`` taken at ``now`` into the state."""
     previous = state.smoothed.get(participant)
     smoothed = (
-        level_dbov
-        if previous is None
-        else previous + config.smoothing * (level_dbov - previous)
+        level_dbov if previous is None else previous + config.smoothing * (level_dbov - previous)
     )
     levels = dict(state.smoothed)
     levels[participant] = smoothed
@@ -94,7 +97,7 @@ def forget(state: ActiveSpeakerState, participant: str) -> ActiveSpeakerState:
 
 
 def active_now(
-    state: ActiveSpeakerState, now: float, config: ActiveSpeakerConfig = ActiveSpeakerConfig()
+    state: ActiveSpeakerState, now: float, config: ActiveSpeakerConfig = DEFAULT_CONFIG
 ) -> tuple[str, ...]:
     """Who is active at ``now``, loudest first (ties by id), at most ``max_speakers``."""
     active = [
@@ -107,7 +110,7 @@ def active_now(
 
 
 def decide(
-    state: ActiveSpeakerState, now: float, config: ActiveSpeakerConfig = ActiveSpeakerConfig()
+    state: ActiveSpeakerState, now: float, config: ActiveSpeakerConfig = DEFAULT_CONFIG
 ) -> tuple[ActiveSpeakerState, list[str] | None]:
     """The new state and the list to publish, or ``None`` when nothing should be sent now.
 

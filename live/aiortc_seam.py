@@ -57,11 +57,15 @@ def verify_seam() -> None:
     """Raise :class:`MediaSeamMoved` unless every private name this module uses is in place."""
     problems: list[str] = []
     if aiortc.__version__ != AIORTC_VERSION:
-        problems.append(f"aiortc is {aiortc.__version__}, the seam was written for {AIORTC_VERSION}")
+        problems.append(
+            f"aiortc is {aiortc.__version__}, the seam was written for {AIORTC_VERSION}"
+        )
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         problems.append("aioice.ice.get_host_addresses is gone")
     elif "get_host_addresses(" not in inspect.getsource(aioice.ice.Connection.gather_candidates):
-        problems.append("aioice.ice.Connection.gather_candidates no longer calls get_host_addresses")
+        problems.append(
+            "aioice.ice.Connection.gather_candidates no longer calls get_host_addresses"
+        )
     handler = getattr(RTCRtpReceiver, _TAP_ATTRIBUTE, None)
     if handler is None or list(inspect.signature(handler).parameters) != [
         "self",
@@ -83,8 +87,11 @@ def verify_seam() -> None:
         problems.append("the a=msid line no longer comes from RTCRtpSender._stream_id")
     if problems:
         raise MediaSeamMoved(
-            "aiortc seam moved: " + "; ".join(problems) + ". Reinstall aiortc=="
-            + AIORTC_VERSION + " or update live/aiortc_seam.py."
+            "aiortc seam moved: "
+            + "; ".join(problems)
+            + ". Reinstall aiortc=="
+            + AIORTC_VERSION
+            + " or update live/aiortc_seam.py."
         )
 
 
@@ -101,16 +108,12 @@ def install_host_addresses(addresses: Sequence[str]) -> None:
     """
     _verified_once()
     if not addresses:
-        aioice.ice.get_host_addresses = _ORIGINAL_GET_HOST_ADDRESSES
+        aioice.ice.get_host_addresses = _ORIGINAL_GET_HOST_ADDRESSES  # type: ignore[assignment]
         return
     configured = tuple(addresses)
 
     def configured_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [
-            address
-            for address in configured
-            if (use_ipv6 if ":" in address else use_ipv4)
-        ]
+        return [address for address in configured if (use_ipv6 if ":" in address else use_ipv4)]
 
     aioice.ice.get_host_addresses = configured_host_addresses
 

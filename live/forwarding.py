@@ -13,8 +13,8 @@ across such switches and across a source's SSRC changes.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import av
 from aiortc import MediaStreamTrack

@@ -40,8 +40,15 @@ from live.forwarding import Forwarder, ForwardTrack, PacketQueueTrack
 from live.mixer import RoomMixer
 from live.rtc import create_peer_connection, prepare_ice
 
-__all__ = ["MIX_STREAM_ID", "MediaRoom", "PacketTap", "PeerLayout", "Role", "assign_slots",
-           "desired_layout"]
+__all__ = [
+    "MIX_STREAM_ID",
+    "MediaRoom",
+    "PacketTap",
+    "PeerLayout",
+    "Role",
+    "assign_slots",
+    "desired_layout",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +60,7 @@ MIX_STREAM_ID = "mix"
 class PacketTap(Protocol):
     """Receives every admitted speaker packet with its arrival time (the recorder)."""
 
-    def on_rtp(self, participant_id: str, packet: RtpPacket, arrival_monotonic: float) -> None:
-        ...
+    def on_rtp(self, participant_id: str, packet: RtpPacket, arrival_monotonic: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,7 @@ class MediaRoom:
         send_offer: SendOffer,
         on_active_speakers: Callable[[list[str]], None] | None = None,
         packet_tap: PacketTap | None = None,
-        active_speaker_config: speakers.ActiveSpeakerConfig = speakers.ActiveSpeakerConfig(),
+        active_speaker_config: speakers.ActiveSpeakerConfig = speakers.DEFAULT_CONFIG,
     ) -> None:
         prepare_ice(rtc)
         self.room_id = room_id
@@ -158,12 +164,13 @@ class MediaRoom:
         self._check_open()
         _check_role(role)
         if participant_id in self._peers:
-            raise Conflict(f"{participant_id} already has media in room {self.room_id}",
-                           code="participant_already_joined")
+            raise Conflict(
+                f"{participant_id} already has media in room {self.room_id}",
+                code="participant_already_joined",
+            )
         pc = create_peer_connection(self._rtc)
         mic = pc.addTransceiver("audio", direction="recvonly")
-        tap_receiver(mic.receiver, partial(self._on_mic_packet, participant_id),
-                     pass_through=False)
+        tap_receiver(mic.receiver, partial(self._on_mic_packet, participant_id), pass_through=False)
         pc.on("track", self._consume)
         self._peers[participant_id] = _Peer(participant_id, role, pc, mic)
         self._start()
@@ -179,8 +186,13 @@ class MediaRoom:
             )
         try:
             await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        except (ValueError, InternalError, InvalidAccessError, InvalidStateError,
-                OperationError) as exc:
+        except (
+            ValueError,
+            InternalError,
+            InvalidAccessError,
+            InvalidStateError,
+            OperationError,
+        ) as exc:
             raise InvalidSdp(f"answer from {participant_id} refused: {exc}") from exc
         peer.awaiting = None
         if peer.dirty:
@@ -229,8 +241,9 @@ class MediaRoom:
         await self.mixer.close()
         for task in list(self._tasks) + ([self._ticker] if self._ticker else []):
             task.cancel()
-        await asyncio.gather(*self._tasks, *([self._ticker] if self._ticker else []),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *self._tasks, *([self._ticker] if self._ticker else []), return_exceptions=True
+        )
         self._tasks.clear()
 
     # -- media path (event loop, per packet) --------------------------------------------
@@ -319,20 +332,24 @@ class MediaRoom:
                 set_stream_id(slot.transceiver.sender, source)
                 self._forwarder.connect(source, peer.id, slot.track)
                 slot.transceiver.direction = "sendonly"
-        if layout.mix and peer.mix is None:
+        return self._apply_mix(peer, layout.mix) or changed
+
+    def _apply_mix(self, peer: _Peer, wanted: bool) -> bool:
+        if peer.mix is None:
+            if not wanted:
+                return False
             track = self.mixer.attach_listener()
             transceiver = peer.pc.addTransceiver(track, direction="sendonly")
             set_stream_id(transceiver.sender, MIX_STREAM_ID)
             peer.mix = (transceiver, track)
-            changed = True
-        elif peer.mix is not None:
-            transceiver, track = peer.mix
-            wanted = "sendonly" if layout.mix else "inactive"
-            if transceiver.direction != wanted:
-                transceiver.direction = wanted
-                self.mixer.set_listening(track, layout.mix)
-                changed = True
-        return changed
+            return True
+        transceiver, mix_track = peer.mix
+        direction = "sendonly" if wanted else "inactive"
+        if transceiver.direction == direction:
+            return False
+        transceiver.direction = direction
+        self.mixer.set_listening(mix_track, wanted)
+        return True
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -382,8 +399,9 @@ class MediaRoom:
 
 def _check_role(role: str) -> None:
     if role not in get_args(Role):
-        raise InvalidInput(f"role must be 'speaker' or 'listener', not {role!r}",
-                           code="invalid_role")
+        raise InvalidInput(
+            f"role must be 'speaker' or 'listener', not {role!r}", code="invalid_role"
+        )
 
 
 async def _drain(track: MediaStreamTrack) -> None:

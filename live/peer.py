@@ -20,6 +20,7 @@ from aiortc import MediaStreamTrack, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
+from av import AudioFrame
 from numpy.typing import NDArray
 
 from core.settings import RtcSettings
@@ -129,9 +130,7 @@ class ClientPeer:
         mic.direction = "sendrecv" if self._publish is not None else "recvonly"
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        mid = next(
-            (t.mid for t in self.pc.getTransceivers() if t.receiver.track is track), None
-        )
+        mid = next((t.mid for t in self.pc.getTransceivers() if t.receiver.track is track), None)
         if mid is None:
             mid = f"unknown-{len(self.audio)}"
         received = self.audio.setdefault(mid, ReceivedAudio(mid))
@@ -161,7 +160,9 @@ async def _consume(track: MediaStreamTrack, received: ReceivedAudio) -> None:
     with contextlib.suppress(MediaStreamError):
         while True:
             frame = await track.recv()
-            samples = frame.to_ndarray()  # type: ignore[attr-defined]
-            channels = len(frame.layout.channels)  # type: ignore[attr-defined]
+            if not isinstance(frame, AudioFrame):
+                continue
+            samples = frame.to_ndarray()
+            channels = len(frame.layout.channels)
             mono = samples.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0
             received.add(time.monotonic(), mono)

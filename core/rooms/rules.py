@@ -172,7 +172,7 @@ def _with_role(
     stage (a listener cannot be muted) or joining it from the audience."""
     keep_mute = person.role.on_stage and role.on_stage
     changed = replace(
-        person, role=role, role_since=now, hand_raised=False, muted=person.muted
+        person, role=role, role_since=now, hand_raised=False, muted=person.muted and keep_mute
     )
     state = replace(state.with_participant(changed), invited=state.invited - {person.user_id})
     return state, [RoleChanged(person.user_id, role, person.role, by)]

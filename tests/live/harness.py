@@ -54,6 +54,10 @@ class RoomHarness:
         await self.room.add_participant(participant_id, role)
         return client
 
+    async def leave(self, participant_id: str) -> None:
+        await self.room.remove_participant(participant_id)
+        await self.clients.pop(participant_id).close()
+
     async def settle(self, timeout: float = 10.0) -> None:
         """Wait until every offer is answered and every peer is connected."""
         deadline = time.monotonic() + timeout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,8 +17,9 @@ from live.active_speaker import (
     observe,
 )
 
-CONFIG = ActiveSpeakerConfig(threshold_dbov=-50, hold_seconds=0.6, min_interval=0.25,
-                             max_speakers=2, smoothing=1.0)
+CONFIG = ActiveSpeakerConfig(
+    threshold_dbov=-50, hold_seconds=0.6, min_interval=0.25, max_speakers=2, smoothing=1.0
+)
 
 
 def test_extension_level_is_minus_dbov() -> None:
@@ -62,9 +65,7 @@ def test_reordering_alone_is_not_published() -> None:
         max_size=200,
     )
 )
-def test_never_more_than_four_updates_per_second(
-    events: list[tuple[str, float, float]]
-) -> None:
+def test_never_more_than_four_updates_per_second(events: list[tuple[str, float, float]]) -> None:
     state = ActiveSpeakerState()
     now = 0.0
     emitted: list[float] = []
@@ -74,4 +75,4 @@ def test_never_more_than_four_updates_per_second(
         state, update = decide(state, now, CONFIG)
         if update is not None:
             emitted.append(now)
-    assert all(b - a >= CONFIG.min_interval for a, b in zip(emitted, emitted[1:]))
+    assert all(b - a >= CONFIG.min_interval for a, b in itertools.pairwise(emitted))

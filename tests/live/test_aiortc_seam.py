@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import aioice.ice
 import aiortc
@@ -157,4 +158,4 @@ def test_pre_encoded_packets_are_sent_unchanged(rtc: RtcSettings) -> None:
 
     seen = asyncio.run(run())
     assert [payload for payload, _ in seen] == payloads
-    assert {b - a for (_, a), (_, b) in zip(seen, seen[1:])} == {960}
+    assert {b - a for (_, a), (_, b) in itertools.pairwise(seen)} == {960}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from aiortc.rtp import RtpPacket
 from hypothesis import given
@@ -29,7 +30,7 @@ def test_rebaser_keeps_spacing_within_a_source(start: int, steps: list[int]) -> 
         timestamps.append(timestamps[-1] + step)
     out = [rebaser.map("a", 7, ts % (1 << 32)) for ts in timestamps]
     assert out[0] == 0
-    assert [b - a for a, b in zip(out, out[1:])] == steps
+    assert [b - a for a, b in itertools.pairwise(out)] == steps
 
 
 def test_rebaser_continues_after_a_source_switch_or_new_ssrc() -> None:

@@ -7,6 +7,7 @@ distinct sine tones and the checks are FFT peaks on what each client actually de
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import time
 
@@ -52,8 +53,11 @@ def test_room_forwards_mixes_and_enforces_grants(rtc: RtcSettings) -> None:
             since = await listen_window()
 
             # Speakers hear each other speaker on its own track, and never themselves.
-            for me, others in {"a": {"b": B, "c": C}, "b": {"a": A, "c": C},
-                               "c": {"a": A, "b": B}}.items():
+            for me, others in {
+                "a": {"b": B, "c": C},
+                "b": {"a": A, "c": C},
+                "c": {"a": A, "b": B},
+            }.items():
                 client = h.clients[me]
                 assert set(client.streams()) == set(others), me
                 for source, tone in others.items():
@@ -99,9 +103,17 @@ def test_room_forwards_mixes_and_enforces_grants(rtc: RtcSettings) -> None:
             assert await heard(rogue, "mix", since) == {A, L1}
             assert h.room.packet_counts("c")[1] > 20
 
+            # a leaves: the others' slot for a goes inactive, the mix loses a.
+            await h.leave("a")
+            await h.settle()
+            since = await listen_window()
+            assert set(h.clients["l1"].streams()) == {"c"}
+            assert await heard(rogue, "mix", since) == {L1}
+            assert "a" not in h.room.participants()
+
             # At most 4 active-speaker updates per second.
             times = [t for t, _ in h.active_updates]
-            assert all(b - a >= 0.24 for a, b in zip(times, times[1:]))
+            assert all(b - a >= 0.24 for a, b in itertools.pairwise(times))
         finally:
             await h.close()
 
@@ -115,8 +127,9 @@ class RecordingTap:
         self.packets: dict[str, list[tuple[bytes, float]]] = {}
 
     def on_rtp(self, participant_id: str, packet: RtpPacket, arrival_monotonic: float) -> None:
-        self.packets.setdefault(participant_id, []).append((bytes(packet.payload),
-                                                             arrival_monotonic))
+        self.packets.setdefault(participant_id, []).append(
+            (bytes(packet.payload), arrival_monotonic)
+        )
 
 
 def test_forwarding_passes_payloads_unchanged_and_decodes_nothing(rtc: RtcSettings) -> None:
@@ -139,7 +152,7 @@ def test_forwarding_passes_payloads_unchanged_and_decodes_nothing(rtc: RtcSettin
             # No listener, so the room mix decoded nothing either.
             assert h.room.mixer.decoders_created == 0
             # Timestamps keep the sender's 20 ms spacing.
-            steps = {b.timestamp - a.timestamp for a, b in zip(received, received[1:])}
+            steps = {b.timestamp - a.timestamp for a, b in itertools.pairwise(received)}
             assert steps == {960}
             return [(p.arrival - sent[p.payload]) * 1000 for p in matched]
         finally:
@@ -148,8 +161,10 @@ def test_forwarding_passes_payloads_unchanged_and_decodes_nothing(rtc: RtcSettin
     latencies = sorted(asyncio.run(asyncio.wait_for(scenario(), timeout=30)))
     p50 = statistics.median(latencies)
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(f"\nforwarding arrival→client arrival over {len(latencies)} packets:"
-          f" p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {latencies[-1]:.3f} ms")
+    print(
+        f"\nforwarding arrival→client arrival over {len(latencies)} packets:"
+        f" p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {latencies[-1]:.3f} ms"
+    )
     assert p50 < 50  # sanity only; the figure is reported, not a performance gate
 
 
@@ -174,7 +189,7 @@ def test_signaling_mistakes_get_stable_errors(rtc: RtcSettings) -> None:
             assert bad_role.value.code == "invalid_role"
             with pytest.raises(ParticipantNotFound):
                 await room.set_role("nobody", "speaker")
-            pid, sdp, number = offers[-1]
+            _pid, sdp, number = offers[-1]
             answer = await client.handle_offer(sdp)
             with pytest.raises(NegotiationMismatch) as stale:
                 await room.handle_answer("x", answer, number + 1)

@@ -88,8 +88,12 @@ def test_mixer_decodes_each_speaker_once_and_encodes_one_stream_for_all() -> Non
         got_two: list[bytes] = []
         for index in range(60):
             for ssrc, (speaker, packets) in enumerate(streams.items()):
-                mixer.push(speaker, RtpPacket(payload_type=96, ssrc=ssrc, timestamp=index * 960,
-                                              payload=packets[index]))
+                mixer.push(
+                    speaker,
+                    RtpPacket(
+                        payload_type=96, ssrc=ssrc, timestamp=index * 960, payload=packets[index]
+                    ),
+                )
             await asyncio.sleep(0.02)
             while not one._queue.empty():
                 got_one.append(bytes(await one.recv()))
@@ -105,7 +109,10 @@ def test_mixer_decodes_each_speaker_once_and_encodes_one_stream_for_all() -> Non
     assert any(lv.get("a", -127) > -20 and lv.get("b", -127) > -20 for lv in levels)
     decoder = av.CodecContext.create("libopus", "r")
     decoder.sample_rate, decoder.layout, decoder.format = RATE, "mono", "s16"
-    pcm = np.concatenate(
-        [f.to_ndarray().reshape(-1) for p in got_one for f in decoder.decode(av.Packet(p))]
-    ).astype(np.float32) / 32768
-    assert tones_present(pcm[-RATE // 2:], [440.0, 660.0, 880.0]) == {440.0, 880.0}
+    pcm = (
+        np.concatenate(
+            [f.to_ndarray().reshape(-1) for p in got_one for f in decoder.decode(av.Packet(p))]
+        ).astype(np.float32)
+        / 32768
+    )
+    assert tones_present(pcm[-RATE // 2 :], [440.0, 660.0, 880.0]) == {440.0, 880.0}

@@ -52,8 +52,9 @@ def people(present: tuple[str, ...]) -> st.SearchStrategy[str]:
 
 
 @functools.cache
-def commands(present: tuple[str, ...]) -> st.SearchStrategy[Command]:
-    """Any command, aimed mostly at present users; EndRoom rare so rooms live long."""
+def commands(present: tuple[str, ...], hands: tuple[str, ...]) -> st.SearchStrategy[Command]:
+    """Any command, aimed mostly at present users (raised hands for bring_up); EndRoom rare
+    so rooms live long."""
     targets = people(present)
     return st.one_of(
         st.builds(Join, st.sampled_from(["Ann", "Bo", "Ann", ""])),
@@ -62,7 +63,7 @@ def commands(present: tuple[str, ...]) -> st.SearchStrategy[Command]:
             + [DeclineInvite(), StepDown(), SetRecording(True), SetRecording(False)]
         ),
         st.builds(Invite, targets),
-        st.builds(BringUp, targets),
+        st.builds(BringUp, people(hands or present)),
         st.builds(Mute, targets, st.booleans()),
         st.builds(MoveToAudience, targets),
         st.builds(Remove, targets),
@@ -155,7 +156,7 @@ class ClientView:
         )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=st.data(),
     length=st.integers(0, 60),
@@ -175,7 +176,8 @@ def test_invariants_hold_under_random_commands(
     now = 0.0
     for _ in range(length):
         present = tuple(p.user_id for p in state.participants)
-        cmd = data.draw(commands(present))
+        hands = tuple(p.user_id for p in state.raised_hands)
+        cmd = data.draw(commands(present, hands))
         actor = data.draw(people(likely_actors(state, cmd) or present))
         now += data.draw(st.sampled_from([0.5, 1.0, 2.0, 25.0]))
         state, events = tick(state, now)

@@ -1,0 +1,350 @@
+"""The spool uploader: closed segments and their sidecars to storage, confirmed, with retries.
+
+The :class:`~recorder.segment_writer.SegmentWriter` calls :meth:`Uploader.on_segment_closed`
+on its thread for every fsynced segment; a restart feeds :meth:`Uploader.submit` from the spool
+scan. Either way the call only enqueues (``put_nowait`` on a bounded queue) and one background
+thread does the blocking storage I/O, so the live plane's event loop is never held up.
+
+For every file the thread:
+
+1. hashes the local file (sha256 and md5) and refuses to upload one whose sha256 differs from
+   the sidecar's (a damaged spool file stays put, reported, for a human);
+2. stores it under its deterministic key (:meth:`RecordingSpool.key_for`), so a retry or a
+   re-run after a crash overwrites the same object;
+3. confirms it: ``head`` must report the local size, and the content must match — through the
+   ETag when it is a plain MD5 (S3 single-part uploads), otherwise by reading the stored bytes
+   back and comparing sha256 (the local backend, whose ETag is a version tag, not a checksum);
+4. deletes the local *audio* only then. Sidecars and ``events.jsonl`` are uploaded but kept
+   until the manifest is stored (:mod:`recorder.finalize` removes the spool directory), so a
+   restarted node can always rebuild the manifest.
+
+:class:`~core.errors.StorageUnavailable` is retried for ever with exponential backoff and full
+jitter (:func:`backoff_delay`, pure) while :meth:`Uploader.health` reports ``degraded``: the
+room keeps recording to the spool and nothing is lost. Other failures (a checksum mismatch, a
+key the backend refuses) are retried a few times, then the file is left in the spool and named
+in ``health().reason``. A full queue never blocks the writer: the file stays on disk and the
+finalize/recovery sweep uploads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ObjectNotFound, StorageError, StorageUnavailable, UploadRejected
+from core.recording.sidecar import SegmentSidecar
+from core.storage import ObjectInfo, Storage
+
+_HASH_CHUNK = 256 * 1024
+_MD5_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: ``uniform(0, min(cap, initial * factor**n))``."""
+
+    initial_seconds: float = 0.5
+    max_seconds: float = 30.0
+    factor: float = 2.0
+    #: Attempts for failures that are not "storage unavailable" (mismatch, refused key).
+    permanent_attempts: int = 3
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, unit_random: float) -> float:
+    """Seconds to wait before retry ``attempt`` (0 = the first retry); ``unit_random`` in [0, 1).
+
+    Full jitter (AWS architecture blog, "Exponential Backoff And Jitter") spreads the retries of
+    many nodes that lost storage at the same moment instead of having them return in lockstep.
+    """
+    ceiling = min(policy.max_seconds, policy.initial_seconds * policy.factor ** min(attempt, 64))
+    return max(0.0, min(1.0, unit_random)) * ceiling
+
+
+@dataclass(frozen=True, slots=True)
+class UploadItem:
+    """One spool file to store under ``key``."""
+
+    path: Path
+    key: str
+    #: Expected size and sha256 (from the sidecar); None when unknown (sidecars, events).
+    size: int | None = None
+    sha256: str | None = None
+    #: Delete the local file once the stored copy is confirmed (segment audio only).
+    delete_after: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FileDigest:
+    size: int
+    sha256: str
+    md5: str
+
+
+def digest_file(path: Path) -> FileDigest:
+    """Size, sha256 and md5 of a file, read once."""
+    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return FileDigest(size, sha.hexdigest(), md5.hexdigest())
+
+
+def etag_is_md5(etag: str) -> bool:
+    """True for an S3 single-part ETag (the MD5 of the content); multipart ones carry ``-N``."""
+    return len(etag) == 32 and set(etag.lower()) <= _MD5_HEX
+
+
+def confirm_stored(storage: Storage, key: str, local: FileDigest) -> str | None:
+    """None when the object at ``key`` is the local file; otherwise why it is not."""
+    info: ObjectInfo = storage.head(key)
+    if info.size != local.size:
+        return f"{key}: stored size {info.size} != local size {local.size}"
+    if etag_is_md5(info.etag):
+        if info.etag.lower() != local.md5:
+            return f"{key}: stored MD5 {info.etag} != local {local.md5}"
+        return None
+    stored = hashlib.sha256()
+    stream = storage.iter_range(key, 0, max(local.size - 1, 0)) if local.size else iter(())
+    try:
+        for chunk in stream:
+            stored.update(chunk)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    if stored.hexdigest() != local.sha256:
+        return f"{key}: stored sha256 {stored.hexdigest()} != local {local.sha256}"
+    return None
+
+
+def upload_item(storage: Storage, item: UploadItem) -> bool:
+    """Store, confirm and (for audio) delete one spool file; blocking, one attempt.
+
+    Returns False when the local file is already gone (an earlier run finished it). Raises
+    :class:`StorageUnavailable` (retry later) or :class:`UploadRejected`.
+    """
+    try:
+        local = digest_file(item.path)
+    except FileNotFoundError:
+        return False
+    if item.sha256 is not None and local.sha256 != item.sha256:
+        raise UploadRejected(
+            f"{item.path}: local sha256 {local.sha256} differs from its sidecar's {item.sha256};"
+            " the spool file is damaged and was kept"
+        )
+    try:
+        storage.put_file(item.key, item.path)
+        problem = confirm_stored(storage, item.key, local)
+    except FileNotFoundError:
+        return False  # another sweep stored and deleted it meanwhile
+    except ObjectNotFound as exc:  # vanished between put and head: an eventual-consistency blip
+        raise StorageUnavailable(f"{item.key}: not visible right after upload") from exc
+    except StorageUnavailable:
+        raise
+    except StorageError as exc:
+        raise UploadRejected(f"{item.key}: {exc.message}") from exc
+    if problem is not None:
+        raise UploadRejected(problem)
+    if item.delete_after:
+        item.path.unlink(missing_ok=True)
+    return True
+
+
+def segment_items(sidecar_path: Path, car: SegmentSidecar) -> list[UploadItem]:
+    """A closed (or recovered) segment's audio, then its sidecar: audio first, so a stored
+    sidecar never points at audio that is not stored yet."""
+    audio = sidecar_path.with_suffix(".opus")
+    sidecar_key = car.key.removesuffix(".opus") + ".json"
+    return [
+        UploadItem(audio, car.key, car.size, car.sha256, delete_after=True),
+        UploadItem(sidecar_path, sidecar_key),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class UploaderHealth:
+    """For the host's "recording degraded" indicator and for metrics."""
+
+    degraded: bool
+    reason: str | None
+    pending: int  #: queued or in flight
+    uploaded: int  #: files stored and confirmed
+    retries: int  #: failed attempts so far
+    overflowed: int  #: files not queued (queue full); left for the finalize sweep
+    failed: tuple[str, ...]  #: spool files given up on (kept on disk)
+
+
+_STOP = object()
+
+
+class Uploader:
+    """Uploads spool files in a background thread (module doc). Start, submit, close."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        policy: RetryPolicy = RetryPolicy(),
+        max_pending: int = 4096,
+        unit_random: Callable[[], float] = random.random,
+    ) -> None:
+        self.storage = storage
+        self.policy = policy
+        self._random = unit_random
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_pending)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._outstanding = 0
+        self._uploaded = 0
+        self._retries = 0
+        self._overflowed = 0
+        self._unavailable: str | None = None
+        self._failed: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="recorder-uploader", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # -- producers: never block ---------------------------------------------------------------
+
+    def submit(self, item: UploadItem) -> bool:
+        """Queue one file. False when the queue is full (the file stays for the sweep)."""
+        with self._lock:
+            try:
+                self._queue.put_nowait(item)
+            except queue.Full:
+                self._overflowed += 1
+                return False
+            self._outstanding += 1
+            return True
+
+    def on_segment_closed(self, car: SegmentSidecar, path: Path) -> None:
+        """``SegmentWriter(on_segment_closed=...)``: queue the segment's audio and sidecar."""
+        for item in segment_items(path.with_suffix(".json"), car):
+            self.submit(item)
+
+    # -- observers ----------------------------------------------------------------------------
+
+    def health(self) -> UploaderHealth:
+        with self._lock:
+            reason = self._unavailable
+            if reason is None and self._failed:
+                reason = f"{len(self._failed)} spool file(s) could not be uploaded"
+            if reason is None and self._overflowed:
+                reason = f"upload queue full: {self._overflowed} file(s) left for the final sweep"
+            return UploaderHealth(
+                degraded=reason is not None,
+                reason=reason,
+                pending=self._outstanding,
+                uploaded=self._uploaded,
+                retries=self._retries,
+                overflowed=self._overflowed,
+                failed=tuple(self._failed),
+            )
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every queued file is done (stored or given up). BLOCKS: not on a loop."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._outstanding == 0, timeout)
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Finish the queue within ``timeout`` (or give up waiting), then stop the thread.
+
+        Returns whether everything queued was done; what was not stays in the spool. BLOCKS.
+        """
+        drained = self.wait_idle(timeout) if self._thread.is_alive() else False
+        self._stopping.set()
+        try:
+            self._queue.put_nowait(_STOP)
+        except queue.Full:
+            pass  # the thread sees _stopping between retries and attempts
+        if self._thread.is_alive():
+            self._thread.join(timeout=max(1.0, timeout))
+        return drained
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            item = self._queue.get()
+            if item is _STOP or not isinstance(item, UploadItem):
+                return
+            try:
+                self._upload_with_retries(item)
+            finally:
+                with self._idle:
+                    self._outstanding -= 1
+                    self._idle.notify_all()
+
+    def _upload_with_retries(self, item: UploadItem) -> None:
+        unavailable_attempts = 0
+        other_attempts = 0
+        while not self._stopping.is_set():
+            try:
+                stored = upload_item(self.storage, item)
+            except StorageUnavailable as exc:
+                with self._lock:
+                    self._retries += 1
+                    self._unavailable = f"storage unavailable, retrying: {exc.message}"
+                delay = backoff_delay(self.policy, unavailable_attempts, self._random())
+                unavailable_attempts += 1
+                self._stopping.wait(delay)
+                continue
+            except (UploadRejected, OSError) as exc:
+                other_attempts += 1
+                with self._lock:
+                    self._retries += 1
+                if other_attempts >= self.policy.permanent_attempts:
+                    with self._lock:
+                        self._failed.append(f"{item.path}: {exc}")
+                    return
+                self._stopping.wait(backoff_delay(self.policy, other_attempts, self._random()))
+                continue
+            with self._lock:
+                self._uploaded += int(stored)
+                self._unavailable = None
+            return
+
+
+def upload_now(
+    storage: Storage,
+    items: list[UploadItem],
+    *,
+    policy: RetryPolicy = RetryPolicy(),
+    deadline_seconds: float = 300.0,
+    unit_random: Callable[[], float] = random.random,
+    sleep: Callable[[float], None] | None = None,
+    monotonic: Callable[[], float] | None = None,
+) -> int:
+    """Upload ``items`` in order on the calling thread, retrying StorageUnavailable with backoff
+    until ``deadline_seconds`` pass (then re-raise it). BLOCKS. Returns how many were stored.
+
+    Used by the finalize and recovery sweeps, which must know the files are stored before they
+    write the manifest. :class:`UploadRejected` propagates at once.
+    """
+    sleep = sleep or time.sleep
+    now = monotonic or time.monotonic
+    give_up = now() + deadline_seconds
+    stored = 0
+    for item in items:
+        attempt = 0
+        while True:
+            try:
+                stored += upload_item(storage, item)
+                break
+            except StorageUnavailable:
+                delay = backoff_delay(policy, attempt, unit_random())
+                if now() + delay > give_up:
+                    raise
+                attempt += 1
+                sleep(delay)
+    return stored
