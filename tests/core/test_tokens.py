@@ -10,20 +10,20 @@ from core.errors import InvalidToken, TokenExpired, Unauthorized
 from core.rooms import Grants, Role, grants_for
 from core.settings import Settings
 from core.tokens import (
-    signing_key,
     decode_access_token,
     decode_join_token,
     issue_access_token,
     issue_join_token,
+    signing_key,
 )
 
 NOW = 1_700_000_000
 
 
 def join_token(settings: Settings, **overrides: object) -> str:
-    kwargs: dict[str, object] = dict(
-        room_id="room1", user_id="u1", display_name="Ann", role=Role.SPEAKER, now=NOW
-    )
+    kwargs: dict[str, object] = {
+        "room_id": "room1", "user_id": "u1", "display_name": "Ann", "role": Role.SPEAKER, "now": NOW
+    }
     kwargs.update(overrides)
     return issue_join_token(settings, **kwargs)  # type: ignore[arg-type]
 

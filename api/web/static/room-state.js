@@ -86,7 +86,9 @@ export function reduce(state, message) {
     }
     case "role_changed": {
       const change = { role: message.role };
-      if (onStage(message.role)) change.hand_raised = false;
+      // A role change lowers the hand and clears `muted` unless the user stays on stage.
+      change.hand_raised = false;
+      if (!onStage(message.role)) change.muted = false;
       let next = withParticipant(state, message.user_id, change);
       next = { ...next, invited: without(next.invited, message.user_id) };
       if (message.role === "host") next.hostId = message.user_id;

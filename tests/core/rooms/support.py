@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.rooms import (
+    BringUp,
     Command,
     Join,
     MakeCohost,
@@ -12,7 +13,6 @@ from core.rooms import (
     apply,
     open_room,
 )
-from core.rooms import BringUp
 
 
 def run(state: RoomState, *steps: tuple[str, Command], now: float = 1.0) -> RoomState:
