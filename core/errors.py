@@ -28,6 +28,7 @@
     ├── Forbidden                 known caller, action not allowed (403)
     ├── Conflict                  state does not allow it now (409)
     │   └── NegotiationMismatch   an SDP answer for an offer that is not the outstanding one
+    ├── SignalingClosed           live.client: the room's WebSocket closed (``close_code`` says why)
     ├── RoomRuleError             a room action refused by core.rooms.rules (codes: docs/protocol.md)
     │   ├── RoomActionForbidden   the actor's role does not allow it (also a Forbidden)
     │   ├── RoomStateConflict     the room's state does not allow it now (also a Conflict)
@@ -239,3 +240,14 @@ class NegotiationMismatch(Conflict):
     """An answer whose negotiation number is not the one of the peer's outstanding offer."""
 
     code = "negotiation_mismatch"
+
+
+class SignalingClosed(RoomcastError):
+    """The signaling WebSocket closed; ``close_code`` is one of docs/protocol.md's close codes."""
+
+    code = "signaling_closed"
+
+    def __init__(self, close_code: int | None, reason: str = "") -> None:
+        super().__init__(f"the room connection closed ({close_code}: {reason or 'no reason'})")
+        self.close_code = close_code
+        self.reason = reason

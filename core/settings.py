@@ -165,6 +165,20 @@ class RoomSettings(BaseModel):
         le=1024 * 1024,
         description="Largest signaling message a client may send; larger closes with 1009.",
     )
+    messages_per_second: float = Field(
+        default=20.0,
+        gt=0.0,
+        le=1000.0,
+        description="Sustained signaling messages per second a client may send (token bucket).",
+    )
+    message_burst: int = Field(
+        default=60,
+        ge=1,
+        le=10000,
+        description=(
+            "Messages a client may send at once above the sustained rate; more closes with 4008."
+        ),
+    )
 
 
 class ApiSettings(BaseModel):
@@ -176,6 +190,13 @@ class ApiSettings(BaseModel):
         default="http://127.0.0.1:8000",
         description="Base URL as users reach it; used for feeds and links.",
     )
+
+
+class LiveSettings(BaseModel):
+    """The live node (`roomcast live`): signaling WebSocket and media plane."""
+
+    host: str = Field(default="127.0.0.1", description="Address `roomcast live` listens on.")
+    port: int = Field(default=8001, ge=0, le=65535, description="Port `roomcast live` listens on.")
 
 
 class Settings(BaseSettings):
@@ -203,6 +224,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     rooms: RoomSettings = Field(default_factory=RoomSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

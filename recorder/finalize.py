@@ -30,6 +30,7 @@ from pathlib import Path
 
 from core import jobs
 from core.errors import UploadRejected
+from core.ports import JobQueue
 from core.recording.manifest import (
     Interval,
     Manifest,
@@ -39,10 +40,9 @@ from core.recording.manifest import (
     build_manifest,
 )
 from core.recording.sidecar import SegmentSidecar
-from core.ports import JobQueue
 from core.storage import Storage
 from recorder.spool import RecordingSpool, recover_segment
-from recorder.uploader import RetryPolicy, UploadItem, segment_items, upload_now
+from recorder.uploader import DEFAULT_RETRY, RetryPolicy, UploadItem, segment_items, upload_now
 
 
 def recording_event(on: bool, offset: int) -> dict[str, object]:
@@ -101,7 +101,11 @@ def fold_events(events: Iterable[Mapping[str, object]], *, end: int | None) -> F
             elif not on and recording_start is not None:
                 recording.append(Interval(recording_start, max(offset, recording_start)))
                 recording_start = None
-        elif kind == "stage" and isinstance(on, bool) and isinstance(event.get("participant_id"), str):
+        elif (
+            kind == "stage"
+            and isinstance(on, bool)
+            and isinstance(event.get("participant_id"), str)
+        ):
             pid = str(event["participant_id"])
             if on and pid not in on_stage:
                 on_stage[pid] = offset
@@ -147,7 +151,7 @@ def spool_sidecars(spool: RecordingSpool) -> list[tuple[Path, SegmentSidecar]]:
 def sweep_spool(
     spool: RecordingSpool,
     storage: Storage,
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy = DEFAULT_RETRY,
     deadline_seconds: float = 300.0,
 ) -> tuple[list[tuple[Path, SegmentSidecar]], int]:
     """Store every segment, sidecar and the events left in the spool (audio is deleted once
@@ -175,7 +179,7 @@ def finalize_recording(
     *,
     status: Status,
     end_offset: int | None = None,
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy = DEFAULT_RETRY,
     deadline_seconds: float = 300.0,
 ) -> Finalized:
     """Store what is left, then the manifest; enqueue post-production; clear the spool. BLOCKS.
@@ -219,7 +223,7 @@ def publish_manifest(
     spool: RecordingSpool,
     storage: Storage,
     queue: JobQueue,
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy = DEFAULT_RETRY,
     deadline_seconds: float = 300.0,
 ) -> tuple[str, str]:
     """Store the spool's ``manifest.json``, enqueue post-production, remove the spool directory.

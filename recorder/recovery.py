@@ -28,7 +28,7 @@ from core.settings import Settings
 from core.storage import Storage
 from recorder.finalize import finalize_recording, publish_manifest, sweep_spool
 from recorder.spool import SpooledRecording, scan
-from recorder.uploader import RetryPolicy
+from recorder.uploader import DEFAULT_RETRY, RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +49,11 @@ def recover_spool(
     storage: Storage,
     queue: JobQueue,
     *,
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy = DEFAULT_RETRY,
     deadline_seconds: float = 300.0,
 ) -> list[Recovered]:
     """Finish every recording left under ``root`` (module doc). BLOCKS: run on a thread."""
-    return [
-        _recover_one(found, storage, queue, policy, deadline_seconds) for found in scan(root)
-    ]
+    return [_recover_one(found, storage, queue, policy, deadline_seconds) for found in scan(root)]
 
 
 def recover_node(settings: Settings, queue: JobQueue) -> list[Recovered]:
@@ -88,8 +86,13 @@ def _recover_one(
             manifest, key, job_id = done.manifest, done.manifest_key, done.job_id
     except (StorageError, DependencyUnavailable, InvalidInput, OSError) as exc:
         return Recovered(
-            spool.recording_id, None, len(found.sidecars), found.recovered_segments,
-            None, None, f"{type(exc).__name__}: {exc}",
+            spool.recording_id,
+            None,
+            len(found.sidecars),
+            found.recovered_segments,
+            None,
+            None,
+            f"{type(exc).__name__}: {exc}",
         )
     return Recovered(
         recording_id=spool.recording_id,

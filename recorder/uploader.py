@@ -56,6 +56,10 @@ class RetryPolicy:
     permanent_attempts: int = 3
 
 
+#: The retry policy used when a caller names none.
+DEFAULT_RETRY = RetryPolicy()
+
+
 def backoff_delay(policy: RetryPolicy, attempt: int, unit_random: float) -> float:
     """Seconds to wait before retry ``attempt`` (0 = the first retry); ``unit_random`` in [0, 1).
 
@@ -192,7 +196,7 @@ class Uploader:
         self,
         storage: Storage,
         *,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy = DEFAULT_RETRY,
         max_pending: int = 4096,
         unit_random: Callable[[], float] = random.random,
     ) -> None:
@@ -319,7 +323,7 @@ def upload_now(
     storage: Storage,
     items: list[UploadItem],
     *,
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy = DEFAULT_RETRY,
     deadline_seconds: float = 300.0,
     unit_random: Callable[[], float] = random.random,
     sleep: Callable[[float], None] | None = None,

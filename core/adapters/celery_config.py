@@ -69,6 +69,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redis_socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
         "redis_socket_timeout": SOCKET_TIMEOUT_SECONDS,
         "result_expires": 24 * 3600,
+        # Tasks record outcomes in the database; only tasks that opt in (ping) keep results.
+        "task_ignore_result": True,
         "task_publish_retry_policy": {
             "max_retries": 2,
             "interval_start": 0,

@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import redis
 
@@ -45,6 +46,8 @@ def _safe(url: str) -> str:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As redis-server does: connections in TIME_WAIT from a previous run do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -119,7 +122,7 @@ class RedisProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, no locks taken
         )
         self._wait_until_ready()
 
@@ -158,7 +161,7 @@ class RedisProcess:
         if process is not None:
             stop_process_group(process, signal.SIGTERM, timeout)
 
-    def __enter__(self) -> RedisProcess:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from core import jobs
 from core.adapters.celery_config import celery_config
 from core.adapters.celery_queue import CeleryJobQueue
-from core.adapters.subprocesses import stop_process_group
+from core.adapters.redis_process import RedisProcess
 from core.errors import DependencyUnavailable, InvalidInput
 from core.ports import JobQueue
 from core.settings import Settings
+from tests.support.celery_worker import start_worker, stop_worker, wait_for_pong
 from tests.support.net import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_worker(redis_url: str, var_dir: Path) -> subprocess.Popen[bytes]:
-    """``celery -A workers.celery_entry worker`` as the deployment runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
-    env.update(ROOMCAST_REDIS__URL=redis_url, ROOMCAST_VAR_DIR=str(var_dir))
-    command = [
-        sys.executable, "-m", "celery", "-A", "workers.celery_entry", "worker",
-        "--queues", "default,media", "--concurrency", "1", "--loglevel", "WARNING",
-        "--without-gossip", "--without-mingle", "--hostname", f"test-{os.getpid()}@%h",
-    ]  # fmt: skip
-    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
 
 
 @pytest.fixture
@@ -52,19 +37,7 @@ def queue(worker_settings: Settings) -> Iterator[CeleryJobQueue]:
 def worker(worker_settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     process = start_worker(worker_settings.redis_url, tmp_path / "worker-var")
     yield process
-    stop_process_group(process, signal.SIGTERM, timeout=10)
-
-
-def wait_for_pong(queue: CeleryJobQueue, within: float) -> float:
-    """Ping until a worker answers; return how long it took."""
-    start = time.monotonic()
-    while True:
-        try:
-            queue.ping_worker(timeout=2.0)
-            return time.monotonic() - start
-        except DependencyUnavailable:
-            if time.monotonic() - start > within:
-                raise
+    stop_worker(process)
 
 
 def test_config_is_json_only_with_late_acks_and_long_visibility(settings: Settings) -> None:
@@ -104,19 +77,59 @@ def test_unknown_queue_is_refused_before_sending(queue: CeleryJobQueue) -> None:
     assert info.value.code == "unknown_queue"
 
 
+def wait_until_consumed(url: str, queue: str, within: float) -> None:
+    """Until the queue's list is empty and nothing is left unacknowledged (acks_late)."""
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + within
+    try:
+        while client.llen(queue) or client.hlen("unacked"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"queue {queue!r} was not consumed within {within} s")
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
+def test_enqueue_waits_in_redis_until_a_worker_runs_it(
+    queue: CeleryJobQueue, worker_settings: Settings, tmp_path: Path
+) -> None:
+    job_id = queue.enqueue(jobs.PING, queue=jobs.MEDIA_QUEUE)
+    assert len(job_id) == 36
+    client = redis.Redis.from_url(worker_settings.redis_url)
+    assert client.llen(jobs.MEDIA_QUEUE) == 1
+    assert client.llen(jobs.DEFAULT_QUEUE) == 0
+    client.close()
+    worker = start_worker(worker_settings.redis_url, tmp_path / "worker-var")
+    try:
+        wait_until_consumed(worker_settings.redis_url, jobs.MEDIA_QUEUE, within=30)
+        assert worker.poll() is None
+    finally:
+        stop_worker(worker)
+
+
 @pytest.mark.slow
-def test_real_worker_answers_ping_and_runs_tasks_by_name(
+def test_real_worker_answers_ping_on_both_queues(
     queue: CeleryJobQueue, worker: subprocess.Popen[bytes]
 ) -> None:
     startup = wait_for_pong(queue, within=30)
     assert worker.poll() is None
     assert startup < 30
-    job_id = queue.enqueue(jobs.PING)
-    result = queue._app.AsyncResult(job_id)  # the sender's own app reads the result
-    assert result.get(timeout=10) == jobs.PONG
-    # The media queue is consumed by the same worker.
-    media_id = queue.enqueue(jobs.PING, queue=jobs.MEDIA_QUEUE)
-    assert queue._app.AsyncResult(media_id).get(timeout=10) == jobs.PONG
+    queue.ping_worker(timeout=5.0, queue=jobs.MEDIA_QUEUE)
+    queue.ping_worker(timeout=5.0)
+
+
+@pytest.mark.slow
+def test_ping_recovers_after_a_redis_restart(
+    queue: CeleryJobQueue, worker: subprocess.Popen[bytes], redis_server: RedisProcess
+) -> None:
+    wait_for_pong(queue, within=30)
+    redis_server.stop()
+    with pytest.raises(DependencyUnavailable) as info:
+        queue.ping_worker(timeout=1.0)
+    assert info.value.dependency == "worker"
+    assert "\n" not in info.value.message
+    redis_server.start()
+    wait_for_pong(queue, within=30)  # the worker reconnects and a new ping gets through
 
 
 def test_enqueue_with_redis_down_is_dependency_unavailable(settings: Settings) -> None:

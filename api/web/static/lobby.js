@@ -138,6 +138,9 @@ $("sign-out").addEventListener("click", async () => {
   await refreshRooms();
 });
 
-await showAccount();
-await refreshRooms();
-setInterval(refreshRooms, REFRESH_MS);
+if ((await showAccount()) && nextPage()) {
+  location.assign(nextPage());
+} else {
+  await refreshRooms();
+  setInterval(refreshRooms, REFRESH_MS);
+}

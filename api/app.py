@@ -1,0 +1,93 @@
+"""The API's app factory. Dependencies are built in the lifespan and kept in ``app.state``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Final
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import health
+from core.adapters.db.engine import check_database, make_engine
+from core.adapters.redis_process import ping_redis
+from core.ports import JobQueue
+from core.settings import Settings
+from core.storage import Storage
+
+#: Timeouts inside the readiness probes (each also runs under health.CHECK_DEADLINE_SECONDS).
+REDIS_PING_TIMEOUT_SECONDS: Final = 1.0
+WORKER_PING_TIMEOUT_SECONDS: Final = 3.0
+
+
+@dataclass
+class ApiDeps:
+    """What the routes use. Tests pass their own; otherwise the lifespan builds them."""
+
+    engine: sa.Engine
+    storage: Storage
+    queue: JobQueue
+    redis_url: str
+    owned: bool = field(default=False)
+    """Built by the app, so the app disposes of them on shutdown."""
+
+    def readiness_checks(self) -> dict[str, health.Check]:
+        return {
+            "database": lambda: check_database(self.engine),
+            "redis": lambda: ping_redis(self.redis_url, timeout=REDIS_PING_TIMEOUT_SECONDS),
+            "storage": self.storage.check,
+            "worker": lambda: self.queue.ping_worker(WORKER_PING_TIMEOUT_SECONDS),
+        }
+
+    def close(self) -> None:
+        self.engine.dispose()
+        close = getattr(self.queue, "close", None)
+        if callable(close):
+            close()
+
+
+def build_deps(settings: Settings) -> ApiDeps:
+    """The production dependencies for ``settings``; contacts nothing yet."""
+    from core.adapters.celery_queue import CeleryJobQueue
+    from core.adapters.storage_factory import build_storage
+
+    return ApiDeps(
+        engine=make_engine(settings),
+        storage=build_storage(settings),
+        queue=CeleryJobQueue(settings),
+        redis_url=settings.redis_url,
+        owned=True,
+    )
+
+
+def create_app(settings: Settings, *, deps: ApiDeps | None = None) -> FastAPI:
+    """The FastAPI app for ``settings``; ``deps`` overrides the production dependencies."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = deps if deps is not None else build_deps(settings)
+        app.state.settings = settings
+        app.state.deps = built
+        app.state.engine = built.engine
+        app.state.storage = built.storage
+        app.state.queue = built.queue
+        app.state.readiness_checks = built.readiness_checks()
+        try:
+            yield
+        finally:
+            if built.owned:
+                built.close()
+
+    app = FastAPI(
+        title="Roomcast",
+        version="0.1.0",
+        lifespan=lifespan,
+        responses={503: {"description": "A dependency is unavailable; retry later."}},
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app
+

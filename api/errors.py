@@ -1,0 +1,93 @@
+"""Exception handlers: every error leaves as ``{"error": {"code", "message"}}``.
+
+Our exceptions (``core.errors``) map to statuses by class, most specific first, so a
+``StorageUnavailable`` is a 503 like any ``DependencyUnavailable`` and an ``ObjectNotFound`` a
+404 like any ``NotFound``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import (
+    Conflict,
+    DependencyUnavailable,
+    Forbidden,
+    InvalidInput,
+    InvalidRange,
+    NotFound,
+    RoomcastError,
+)
+
+log = logging.getLogger(__name__)
+
+#: Status per error class; the first class in an exception's MRO found here wins.
+STATUS_BY_ERROR: Final[dict[type[RoomcastError], int]] = {
+    InvalidRange: 416,
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+    InvalidInput: 422,
+    DependencyUnavailable: 503,
+}
+#: Seconds a client should wait before retrying a 503.
+RETRY_AFTER_SECONDS: Final = 5
+
+
+def status_for(error: RoomcastError) -> int:
+    """The HTTP status for ``error``: 500 for errors that are our fault."""
+    for cls in type(error).__mro__:
+        status = STATUS_BY_ERROR.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+async def _roomcast_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RoomcastError):  # registered for RoomcastError only
+        raise exc
+    status = status_for(exc)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    if status >= 500:
+        log.warning("%s %s -> %d %s", request.method, request.url.path, status, exc.message)
+    return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    parts = [
+        f"{'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg', '')}"
+        for error in errors
+    ]
+    message = "; ".join(parts) or "invalid request"
+    return JSONResponse(error_body(InvalidInput.code, message), status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
+    code = {404: NotFound.code, 403: Forbidden.code, 409: Conflict.code}.get(
+        exc.status_code, f"http_{exc.status_code}"
+    )
+    return JSONResponse(
+        error_body(code, str(exc.detail)),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(RoomcastError, _roomcast_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
