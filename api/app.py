@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import health
-from core.adapters.db.engine import check_database, make_engine
+from api.routes import auth, feeds, health, replays, rooms, shows
+from core.adapters.db.engine import check_database, make_engine, make_session_factory
 from core.adapters.redis_process import ping_redis
 from core.ports import JobQueue
 from core.settings import Settings
@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, deps: ApiDeps | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.deps = built
         app.state.engine = built.engine
+        app.state.session_factory = make_session_factory(built.engine)
         app.state.storage = built.storage
         app.state.queue = built.queue
         app.state.readiness_checks = built.readiness_checks()
@@ -89,5 +90,10 @@ def create_app(settings: Settings, *, deps: ApiDeps | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(rooms.router)
+    app.include_router(replays.router)
+    app.include_router(shows.router)
+    app.include_router(feeds.router)
     return app
 

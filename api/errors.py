@@ -23,6 +23,7 @@ from core.errors import (
     InvalidRange,
     NotFound,
     RoomcastError,
+    Unauthorized,
 )
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 #: Status per error class; the first class in an exception's MRO found here wins.
 STATUS_BY_ERROR: Final[dict[type[RoomcastError], int]] = {
     InvalidRange: 416,
+    Unauthorized: 401,
     NotFound: 404,
     Forbidden: 403,
     Conflict: 409,
@@ -58,6 +60,8 @@ async def _roomcast_error(request: Request, exc: Exception) -> JSONResponse:
         raise exc
     status = status_for(exc)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    if status == 401:  # RFC 6750 §3: a 401 names the scheme to authenticate with
+        headers = {"WWW-Authenticate": "Bearer"}
     if status >= 500:
         log.warning("%s %s -> %d %s", request.method, request.url.path, status, exc.message)
     return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)

@@ -36,7 +36,7 @@ def _email_taken(email: str) -> Conflict:
     responses=error_responses(409, 422),
 )
 def register(body: RegisterRequest, session: SessionDep) -> User:
-    """Create an account. 409 ``email_taken``; 422 ``weak_password`` or ``validation_error``."""
+    """Create an account. 409 ``email_taken``; 422 ``weak_password`` or ``invalid_input``."""
     if session.scalar(sa.select(User.id).where(User.email == body.email)) is not None:
         raise _email_taken(body.email)
     user = User(

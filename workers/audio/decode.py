@@ -9,16 +9,19 @@ Consecutive segments of one RTP stream are decoded by the same Opus decoder, as
 docs/recording-format.md promises (pre-skip 0, sample-exact concatenation): a fresh decoder per
 segment would restart its overlap state at every 30 s boundary.
 
-Damaged segments never stop a render (docs/post-production.md, "Bad input"): a segment whose
-container or packets cannot be decoded, or that decodes short, yields silence for what is
-missing, and ``warn`` is called with a message naming the segment. A checksum mismatch is
-reported the same way and the segment is still decoded.
+Damaged segments never stop a render (docs/post-production.md, "Bad input"): every Ogg page's
+CRC is checked and only the intact pages before the first damaged one are decoded (the same
+rule as the recorder's crash recovery); the rest of the segment's span is silence. A segment
+that cannot be decoded at all, or decodes short, is silent for what is missing. Each case calls
+``warn`` with a message naming the segment; so does a sha256 that differs from the manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +61,35 @@ def frame_to_mono(frame: Any) -> NDArray[np.float32]:
     if mono.dtype == np.int16:
         return (mono / 32768.0).astype(np.float32)
     return np.asarray(mono, dtype=np.float32)
+
+
+_PAGE = struct.Struct("<4sBBqIIIB")
+_REVERSED_BITS = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+
+
+def ogg_crc(data: bytes) -> int:
+    """Ogg's CRC-32 (polynomial 0x04C11DB7, MSB first), computed in C by zlib."""
+    reflected = zlib.crc32(data.translate(_REVERSED_BITS), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{reflected:032b}"[::-1], 2)
+
+
+def intact_length(data: bytes) -> int:
+    """Bytes of the leading Ogg pages whose structure and CRC are intact."""
+    offset = 0
+    while offset + _PAGE.size <= len(data):
+        magic, version, _flags, _granule, _serial, _seq, crc, count = _PAGE.unpack_from(data, offset)
+        body = offset + _PAGE.size + count
+        if magic != b"OggS" or version != 0 or body > len(data):
+            break
+        end = body + sum(data[offset + _PAGE.size : body])
+        if end > len(data):
+            break
+        page = bytearray(data[offset:end])
+        page[22:26] = b"\0\0\0\0"
+        if ogg_crc(bytes(page)) != crc:
+            break
+        offset = end
+    return offset
 
 
 @dataclass
@@ -117,7 +149,14 @@ class TrackDecoder:
         with self._source.open(key) as handle:
             data = handle.read()
         if segment.sha256 and hashlib.sha256(data).hexdigest() != segment.sha256:
-            self._warn(f"segment {key}: checksum does not match the manifest; decoded anyway")
+            self._warn(f"segment {key}: sha256 does not match the manifest")
+        intact = intact_length(data)
+        if intact < len(data):
+            self._warn(
+                f"segment {key}: damaged from byte {intact} of {len(data)}; its intact start"
+                " is used and the rest of its span is silent"
+            )
+            data = data[:intact]
         self._current = _Open(segment, self._decode(segment, data, reuse=continues))
         self._last = segment
         return self._current
@@ -150,7 +189,12 @@ class TrackDecoder:
             current.decoded += len(chunk)
             self._buffer.append(chunk)
             self._buffered += len(chunk)
-        joined = np.concatenate(self._buffer) if len(self._buffer) != 1 else self._buffer[0]
+        if not self._buffer:
+            joined = np.zeros(0, np.float32)
+        elif len(self._buffer) == 1:
+            joined = self._buffer[0]
+        else:
+            joined = np.concatenate(self._buffer)
         out = joined[:frames]
         rest = joined[frames:]
         self._buffer = [rest] if len(rest) else []

@@ -1,0 +1,138 @@
+"""``roomcast up``: the whole service on one machine, supervised by one process.
+
+Order of start: migrations, Redis (our own unless ``ROOMCAST_REDIS__URL`` is set), a storage
+check, one Celery worker subprocess, then the API in this process. Stop, on Ctrl-C or SIGTERM,
+in reverse: API, worker, Redis. Children run in their own process groups (a terminal's Ctrl-C
+reaches only us, so we decide the order), are told to die with us (Linux), and are killed when
+they do not stop in time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from types import FrameType
+from typing import Final
+
+import uvicorn
+
+from api.app import create_app
+from core.adapters.db.migrate import upgrade
+from core.adapters.redis_process import RedisProcess, ping_redis
+from core.adapters.storage_factory import build_storage
+from core.adapters.subprocesses import die_with_parent, stop_process_group
+from core.errors import DependencyUnavailable
+from core.settings import Settings
+from workers.app import worker_argv
+
+WORKER_STOP_SECONDS: Final = 8.0
+REDIS_STOP_SECONDS: Final = 5.0
+
+
+class Shutdown(BaseException):
+    """Raised from our signal handler so every ``finally`` below runs."""
+
+
+def with_redis_url(settings: Settings, url: str) -> Settings:
+    """``settings`` pointing at the Redis at ``url``."""
+    return settings.model_copy(update={"redis": settings.redis.model_copy(update={"url": url})})
+
+
+def check_port_free(host: str, port: int, what: str, variable: str) -> None:
+    """Fail with one clear line if ``host:port`` is taken (before starting anything on it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise DependencyUnavailable(
+                what, f"cannot listen on {host}:{port} ({exc.strerror}); set {variable}"
+            ) from exc
+
+
+def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    """One Celery worker (both queues, concurrency 1) talking to ``settings.redis_url``."""
+    env = dict(os.environ, ROOMCAST_REDIS__URL=settings.redis_url)
+    command = [sys.executable, "-m", "celery", "-A", "workers.celery_entry"]
+    command += worker_argv(settings, concurrency=1)
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, no locks taken
+    )
+
+
+def _raise_shutdown(signum: int, frame: FrameType | None) -> None:
+    raise Shutdown(signal.Signals(signum).name)
+
+
+def _watch_worker(worker: subprocess.Popen[bytes], server: uvicorn.Server, died: list[int]) -> None:
+    """Stop serving if the worker dies: a half-running service should not look healthy."""
+    code = worker.wait()
+    if not server.should_exit:
+        died.append(code)
+        server.should_exit = True
+
+
+def run(settings: Settings, *, echo: Callable[[str], None] = print) -> int:
+    """Run everything until a signal; return the exit code. Raises ``DependencyUnavailable``."""
+    previous = {sig: signal.signal(sig, _raise_shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ExitStack() as stack:
+            return _run(settings, stack, echo)
+    except Shutdown:
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(settings: Settings, stack: ExitStack, echo: Callable[[str], None]) -> int:
+    check_port_free(settings.api.host, settings.api.port, "api", "ROOMCAST_API__PORT")
+    upgrade(settings.database_url)
+
+    if settings.redis.url:
+        ping_redis(settings.redis.url, timeout=2.0)
+    else:
+        redis = RedisProcess(
+            settings.redis.server_binary, settings.redis.port, settings.var_path / "redis"
+        )
+        redis.start()
+        stack.callback(redis.stop, REDIS_STOP_SECONDS)
+        settings = with_redis_url(settings, redis.url)
+
+    build_storage(settings).check()
+
+    worker = start_worker(settings)
+    stack.callback(stop_process_group, worker, signal.SIGTERM, WORKER_STOP_SECONDS)
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    died: list[int] = []
+    threading.Thread(
+        target=_watch_worker, args=(worker, server, died), name="worker-watch", daemon=True
+    ).start()
+    echo(
+        f"Roomcast is up: API http://{settings.api.host}:{settings.api.port}"
+        f" (readiness /readyz) | redis {settings.redis_url} | worker pid {worker.pid}"
+        " | Ctrl-C stops everything"
+    )
+    server.run()
+    if died:
+        echo(f"roomcast up: the worker exited with code {died[0]}; stopping")
+        return 1
+    return 0
