@@ -63,7 +63,13 @@ def check_artwork(data: bytes) -> Artwork:
                     code="artwork_not_rgb",
                 )
             image.verify()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as exc:
         raise InvalidInput(
             f"artwork is not a readable image ({exc})", code="artwork_wrong_type"
         ) from exc

@@ -22,6 +22,7 @@ from core.errors import (
     InvalidInput,
     InvalidRange,
     NotFound,
+    RateLimited,
     RoomcastError,
     Unauthorized,
 )
@@ -36,6 +37,7 @@ STATUS_BY_ERROR: Final[dict[type[RoomcastError], int]] = {
     Forbidden: 403,
     Conflict: 409,
     InvalidInput: 422,
+    RateLimited: 429,
     DependencyUnavailable: 503,
 }
 #: Seconds a client should wait before retrying a 503.
@@ -62,6 +64,8 @@ async def _roomcast_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     if status == 401:  # RFC 6750 §3: a 401 names the scheme to authenticate with
         headers = {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
     if status >= 500:
         log.warning("%s %s -> %d %s", request.method, request.url.path, status, exc.message)
     return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)

@@ -15,6 +15,7 @@ Times are seconds from the start of the replay. ``speaker_id`` is accepted for `
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -88,9 +89,7 @@ def ensure_access(
     if not can_view(room, membership, viewer_id):
         raise replay_not_found(room.id)
     if need == "host" and not is_host_or_cohost(room, membership, viewer_id):
-        raise Forbidden(
-            "only the room's host and co-hosts may download this", code="hosts_only"
-        )
+        raise Forbidden("only the room's host and co-hosts may download this", code="hosts_only")
 
 
 def is_host_or_cohost(
@@ -121,7 +120,7 @@ def validate_trim(start: float | None, end: float | None, duration: float | None
         return InvalidInput(message, code="invalid_trim")
 
     for name, value in (("trim_start", start), ("trim_end", end)):
-        if value is not None and (value != value or value < 0):
+        if value is not None and (not math.isfinite(value) or value < 0):
             raise refuse(f"{name} must be a number of seconds ≥ 0")
     if duration is not None:
         if start is not None and start >= duration:
@@ -168,8 +167,9 @@ def _turn_order(turn: Turn) -> tuple[float, str]:
 def _list(document: dict[str, Any], field: str) -> list[dict[str, Any]]:
     value = document.get(field, [])
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise InvalidInput(f"speaker timeline: {field!r} must be a list of objects",
-                           code="invalid_timeline")
+        raise InvalidInput(
+            f"speaker timeline: {field!r} must be a list of objects", code="invalid_timeline"
+        )
     return value
 
 

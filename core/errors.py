@@ -27,6 +27,7 @@
     │   └── ParticipantNotFound   no media peer for that participant in the room
     ├── Forbidden                 known caller, action not allowed (403)
     ├── Conflict                  state does not allow it now (409)
+    ├── RateLimited               too many requests; ``retry_after`` seconds to wait (HTTP 429)
     │   └── NegotiationMismatch   an SDP answer for an offer that is not the outstanding one
     ├── SignalingClosed           live.client: the room's WebSocket closed (``close_code`` says why)
     ├── RoomRuleError             a room action refused by core.rooms.rules (codes: docs/protocol.md)
@@ -143,6 +144,16 @@ class Forbidden(RoomcastError):
 
 class Conflict(RoomcastError):
     code = "conflict"
+
+
+class RateLimited(RoomcastError):
+    """Too many requests of one kind from one caller; retry after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class StorageError(RoomcastError):

@@ -33,6 +33,16 @@ PONG: Final = "pong"
 #: recorder enqueues it when a recording stops or the room ends, once the manifest is stored.
 POSTPROD_RENDER: Final = "roomcast.postprod.render"
 
+#: One webhook delivery attempt (arguments: the delivery id, the 1-based attempt number), on the
+#: default queue. ``core.adapters.webhook_outbox`` enqueues attempt 1; the task schedules the rest.
+WEBHOOK_DELIVER: Final = "roomcast.webhooks.deliver"
+#: Re-send webhook deliveries that were stored but never enqueued, or whose attempt was lost
+#: (no arguments); run it periodically (e.g. every few minutes from cron or celery beat).
+WEBHOOK_SWEEP: Final = "roomcast.webhooks.sweep"
+#: Cut one clip from its replay's MP3 (argument: the clip id), on the default queue: at most a
+#: minute of audio, so it must not wait behind hours of mixing on the media queue.
+CLIP_RENDER: Final = "roomcast.clips.render"
+
 
 @dataclass(frozen=True)
 class TimeLimits:

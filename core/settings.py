@@ -199,6 +199,85 @@ class LiveSettings(BaseModel):
     port: int = Field(default=8001, ge=0, le=65535, description="Port `roomcast live` listens on.")
 
 
+class WebhookSettings(BaseModel):
+    """Outgoing webhooks: who may receive them, and the retry schedule (core.webhooks.backoff)."""
+
+    allow_private_targets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated hosts, addresses or CIDR networks that may receive webhooks although"
+            " they are loopback or private (e.g. `127.0.0.1` in tests, `10.0.0.0/8`). Empty:"
+            " only public addresses."
+        ),
+    )
+    require_https: bool = Field(default=False, description="Refuse webhook URLs that are not https.")
+    timeout_seconds: float = Field(
+        default=5.0, gt=0.0, le=60.0, description="Timeout of one delivery attempt (connect + answer)."
+    )
+    max_attempts: int = Field(
+        default=8, ge=6, le=30, description="Delivery attempts per event before it counts as failed."
+    )
+    retry_base_seconds: float = Field(
+        default=5.0, gt=0.0, description="Wait before the first retry; later retries multiply it."
+    )
+    retry_factor: float = Field(
+        default=6.0, ge=1.0, le=100.0, description="Each retry waits this many times longer."
+    )
+    retry_max_delay_seconds: float = Field(
+        default=10 * 3600.0, gt=0.0, description="Longest wait between two attempts."
+    )
+    retry_jitter: float = Field(
+        default=0.2, ge=0.0, lt=1.0, description="Random spread of each wait (0.2: ±20 %)."
+    )
+    disable_after_seconds: float = Field(
+        default=5 * 24 * 3600.0,
+        gt=0.0,
+        description=(
+            "Disable an endpoint that has failed this long without a success (and at least"
+            " `disable_min_failures` times); it answering 410 Gone disables it at once."
+        ),
+    )
+    disable_min_failures: int = Field(
+        default=10, ge=1, description="Failed attempts needed, besides `disable_after_seconds`, to disable an endpoint."
+    )
+
+    @field_validator("allow_private_targets", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _delays_in_order(self) -> WebhookSettings:
+        if self.retry_max_delay_seconds < self.retry_base_seconds:
+            raise ValueError("retry_max_delay_seconds must be at least retry_base_seconds")
+        return self
+
+
+class ClipSettings(BaseModel):
+    """Clips cut from replays."""
+
+    default_seconds: float = Field(
+        default=30.0, gt=0.0, le=600.0, description="Clip length when the request names none."
+    )
+    max_seconds: float = Field(
+        default=60.0, gt=0.0, le=600.0, description="Longest clip; longer requests get 422."
+    )
+    per_user_limit: int = Field(
+        default=10, ge=1, description="Clips one user may make per rate-limit window."
+    )
+    window_seconds: float = Field(
+        default=3600.0, gt=0.0, description="Rate-limit window for clips (sliding), in seconds."
+    )
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> ClipSettings:
+        if self.default_seconds > self.max_seconds:
+            raise ValueError("default_seconds must not exceed max_seconds")
+        return self
+
+
 class Settings(BaseSettings):
     """All of Roomcast's configuration; see docs/configuration.md."""
 
@@ -225,6 +304,8 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     rooms: RoomSettings = Field(default_factory=RoomSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    clips: ClipSettings = Field(default_factory=ClipSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -7,7 +7,6 @@ stderr and exit code 1.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn, TypeVar
@@ -119,7 +118,9 @@ def export(
         Literal["mp3", "m4a", "wav", "flac", "hls"] | None,
         typer.Option("--format", help="Default: from the output's extension."),
     ] = None,
-    target_lufs: Annotated[float | None, typer.Option(help="Default: ROOMCAST_AUDIO__TARGET_LUFS.")] = None,
+    target_lufs: Annotated[
+        float | None, typer.Option(help="Default: ROOMCAST_AUDIO__TARGET_LUFS.")
+    ] = None,
     no_level: Annotated[bool, typer.Option("--no-level", help="Do not level speakers.")] = False,
     segments: Annotated[Path | None, typer.Option(help="Directory holding the segments.")] = None,
 ) -> None:
@@ -139,4 +140,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

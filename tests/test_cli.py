@@ -24,7 +24,13 @@ def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProc
     )
     clean.update(env)
     return subprocess.run(
-        [ROOMCAST, *args], env=clean, capture_output=True, text=True, timeout=60, cwd=tmp_path
+        [ROOMCAST, *args],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
     )
 
 

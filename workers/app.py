@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from core import jobs
 from core.adapters.celery_config import make_celery
 from core.settings import Settings
 
@@ -14,18 +15,18 @@ TASK_MODULES = ("workers.tasks",)
 def create_app(settings: Settings) -> Celery:
     """A Celery app with every Roomcast task registered, configured from ``settings``."""
     app = make_celery(settings, "roomcast")
-    app.conf.update(include=list(TASK_MODULES))
+    # roomcast_settings: read by workers.context.worker_context in the processes running tasks.
+    app.conf.update(include=list(TASK_MODULES), roomcast_settings=settings)
     # shared_task binds to every app, but only once the task module has been imported.
     import workers.tasks  # noqa: F401
 
-    app.set_default()
     return app
 
 
-def worker_argv(settings: Settings, *, concurrency: int = 1, loglevel: str | None = None) -> list[str]:
+def worker_argv(
+    settings: Settings, *, concurrency: int = 1, loglevel: str | None = None
+) -> list[str]:
     """Arguments for ``app.worker_main``: both queues, ``concurrency`` pool processes."""
-    from core import jobs
-
     return [
         "worker",
         "--queues", ",".join(jobs.QUEUES),

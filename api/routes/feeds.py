@@ -114,7 +114,7 @@ def _enclosure(
     # The stored size is the enclosure length; ask storage only if the row lacks it.
     size = output.size if output.size > 0 else storage.head(output.key).size
     enclosure = Enclosure(file_url(settings, replay.id, kind), size, FEED_TYPES[kind])
-    alternates = ()
+    alternates: tuple[Enclosure, ...] = ()
     if "hls" in outputs:
         alternates = (
             Enclosure(file_url(settings, replay.id, "hls"), 0, "application/vnd.apple.mpegurl"),
@@ -159,7 +159,9 @@ def _live_items(
             db.Room.is_private.is_(False),
             sa.or_(
                 db.Room.status.in_(("scheduled", "live")),
-                sa.and_(db.Room.status == "ended", db.Room.ended_at >= now - ENDED_LIVE_ITEM_WINDOW),
+                sa.and_(
+                    db.Room.status == "ended", db.Room.ended_at >= now - ENDED_LIVE_ITEM_WINDOW
+                ),
             ),
         )
     )
@@ -235,12 +237,8 @@ def build_feed(
     return body, max(changed)
 
 
-@router.api_route(
-    "/feeds/{slug}.xml", methods=["GET", "HEAD"], responses=error_responses(404, 409)
-)
-def feed(
-    slug: str, request: Request, session: SessionDep, settings: SettingsDep
-) -> Response:
+@router.api_route("/feeds/{slug}.xml", methods=["GET", "HEAD"], responses=error_responses(404, 409))
+def feed(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """The show's RSS feed (Apple Podcasts + Podcasting 2.0), with ETag / Last-Modified.
 
     409 ``feed_incomplete`` until the show has artwork.
@@ -250,7 +248,9 @@ def feed(
 
 
 @router.api_route(
-    "/v1/shows/{slug}/artwork", methods=["GET", "HEAD"], responses=error_responses(404),
+    "/v1/shows/{slug}/artwork",
+    methods=["GET", "HEAD"],
+    responses=error_responses(404),
     tags=["shows"],
 )
 def artwork(slug: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
@@ -260,14 +260,18 @@ def artwork(slug: str, request: Request, session: SessionDep, settings: Settings
         raise NotFound(f"show {slug!r} has no artwork yet", code="artwork_not_found")
     spec = FileSpec(key=show.artwork_key)
     return serve_object(
-        request, app_storage(request), spec,
+        request,
+        app_storage(request),
+        spec,
         presign_seconds=settings.storage.presign_expiry_seconds,
     )
 
 
 @router.api_route(
-    "/v1/shows/{slug}/artwork.{extension}", methods=["GET", "HEAD"],
-    responses=error_responses(404), tags=["shows"],
+    "/v1/shows/{slug}/artwork.{extension}",
+    methods=["GET", "HEAD"],
+    responses=error_responses(404),
+    tags=["shows"],
 )
 def artwork_with_extension(
     slug: str, extension: str, request: Request, session: SessionDep, settings: SettingsDep

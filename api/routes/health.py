@@ -53,7 +53,9 @@ def readiness(results: Sequence[CheckResult]) -> tuple[int, dict[str, Any]]:
     return (503 if failing else 200), body
 
 
-async def run_check(name: str, check: Check, deadline: float = CHECK_DEADLINE_SECONDS) -> CheckResult:
+async def run_check(
+    name: str, check: Check, deadline: float = CHECK_DEADLINE_SECONDS
+) -> CheckResult:
     """Run ``check`` in a thread; any exception or a missed deadline is a failed result."""
     start = time.perf_counter()
     try:

@@ -41,8 +41,14 @@ from api.schemas.replays import (
     TurnOut,
 )
 from core import jobs
-from core.adapters.db.models import RecordingSegment, RecordingTrack, Replay, ReplayOutput, Room
-from core.adapters.db.models import RoomMembership
+from core.adapters.db.models import (
+    RecordingSegment,
+    RecordingTrack,
+    Replay,
+    ReplayOutput,
+    Room,
+    RoomMembership,
+)
 from core.errors import Conflict, InvalidFeed, InvalidInput, NotFound, ObjectNotFound
 from core.feeds import Chapter, parse_chapters
 from core.ports import JobQueue
@@ -156,7 +162,7 @@ def list_replays(
                 created_at=replay.created_at,
                 url=api_url(settings, f"/v1/replays/{replay.id}"),
             )
-            for replay, room in session.execute(query).tuples()
+            for replay, room in session.execute(query).all()
         ]
     )
 
@@ -191,12 +197,16 @@ def _detail(
         trim_start=replay.trim_start,
         trim_end=replay.trim_end,
         loudness=replay.loudness,
-        speakers=[SpeakerOut(id=s.id, name=s.name, speaking_seconds=s.speaking_seconds)
-                  for s in timeline.speakers],
-        timeline=[TurnOut(speaker_id=t.speaker_id, start=t.start, end=t.end)
-                  for t in timeline.turns],
-        chapters=[ChapterOut(start_time=c.start_time, title=c.title)
-                  for c in _chapters(storage, replay)],
+        speakers=[
+            SpeakerOut(id=s.id, name=s.name, speaking_seconds=s.speaking_seconds)
+            for s in timeline.speakers
+        ],
+        timeline=[
+            TurnOut(speaker_id=t.speaker_id, start=t.start, end=t.end) for t in timeline.turns
+        ],
+        chapters=[
+            ChapterOut(start_time=c.start_time, title=c.title) for c in _chapters(storage, replay)
+        ],
         waveform_url=file_url(settings, replay.id, "waveform") if "waveform" in kinds else None,
         chapters_url=file_url(settings, replay.id, "chapters") if "chapters" in kinds else None,
         hls_url=file_url(settings, replay.id, "hls") if "hls" in kinds else None,

@@ -107,8 +107,12 @@ def _episode_out(episode: Episode, now: datetime) -> EpisodeOut:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ShowOut,
-             responses=error_responses(401, 409, 422))
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ShowOut,
+    responses=error_responses(401, 409, 422),
+)
 def create_show(
     body: ShowCreate, user: CurrentUserDep, session: SessionDep, settings: SettingsDep
 ) -> ShowOut:
@@ -182,7 +186,9 @@ async def upload_artwork(
     show = await run_in_threadpool(_owned_show, session, slug, user)
     data = await _read_capped(request, MAX_ARTWORK_BYTES)
     if data is None:
-        message = f"artwork is larger than {MAX_ARTWORK_BYTES // (1024 * 1024)} MiB; export it smaller"
+        message = (
+            f"artwork is larger than {MAX_ARTWORK_BYTES // (1024 * 1024)} MiB; export it smaller"
+        )
         return JSONResponse(error_body("artwork_too_large", message), status_code=413)
     storage = app_storage(request)
     return await run_in_threadpool(_store_artwork, session, storage, settings, show, data)
@@ -207,9 +213,7 @@ def publish_episode(
     if room.host_id != user.id:
         raise Forbidden("only the room's host may publish its replay", code="replay_not_yours")
     if room.is_private:
-        raise Conflict(
-            "a private room's replay cannot go in a public feed", code="replay_private"
-        )
+        raise Conflict("a private room's replay cannot go in a public feed", code="replay_private")
     if replay.status != "ready" or not any(o.kind in FEED_TYPES for o in replay.outputs):
         raise Conflict("the replay has no finished audio yet", code="replay_not_ready")
     taken = sa.select(Episode.id).where(Episode.show_id == show.id, Episode.replay_id == replay.id)
@@ -251,8 +255,11 @@ def _owned_episode(session: Session, slug: str, episode_id: str, user: User) -> 
     return episode
 
 
-@router.post("/{slug}/episodes/{episode_id}/unpublish", response_model=EpisodeOut,
-             responses=error_responses(401, 403, 404))
+@router.post(
+    "/{slug}/episodes/{episode_id}/unpublish",
+    response_model=EpisodeOut,
+    responses=error_responses(401, 403, 404),
+)
 def unpublish_episode(
     slug: str, episode_id: str, user: CurrentUserDep, session: SessionDep
 ) -> EpisodeOut:
@@ -263,8 +270,11 @@ def unpublish_episode(
     return _episode_out(episode, utcnow())
 
 
-@router.post("/{slug}/episodes/{episode_id}/publish", response_model=EpisodeOut,
-             responses=error_responses(401, 403, 404))
+@router.post(
+    "/{slug}/episodes/{episode_id}/publish",
+    response_model=EpisodeOut,
+    responses=error_responses(401, 403, 404),
+)
 def republish_episode(
     slug: str,
     episode_id: str,

@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas.auth import normalize_email
-
 from core.feeds.vocab import is_category, is_language
 
 EpisodeTypeName = Literal["full", "trailer", "bonus"]

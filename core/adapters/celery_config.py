@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from core import jobs
 from core.settings import Settings
@@ -35,7 +35,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "event_serializer": "json",
         "timezone": "UTC",
         "enable_utc": True,
-        "task_queues": tuple(Queue(name, routing_key=name) for name in jobs.QUEUES),
+        "task_queues": tuple(
+            Queue(name, routing_key=name)  # type: ignore[no-untyped-call]
+            for name in jobs.QUEUES
+        ),
         "task_default_queue": jobs.DEFAULT_QUEUE,
         "task_default_routing_key": jobs.DEFAULT_QUEUE,
         # A queue name we do not declare is a bug at the sender, not a new queue.

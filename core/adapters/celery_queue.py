@@ -41,7 +41,9 @@ class CeleryJobQueue:
                 task_name, args=list(args), queue=checked, ignore_result=True
             )
         except OperationalError as exc:
-            raise DependencyUnavailable("redis", f"cannot enqueue {task_name}: {_line(exc)}") from exc
+            raise DependencyUnavailable(
+                "redis", f"cannot enqueue {task_name}: {_line(exc)}"
+            ) from exc
         return str(result.id)
 
     def ping_worker(self, timeout: float, *, queue: str = jobs.DEFAULT_QUEUE) -> None:

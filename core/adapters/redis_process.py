@@ -66,6 +66,8 @@ class RedisProcess:
 
     Use as a context manager, or call :meth:`start` and :meth:`stop` (both may be called again
     to restart on the same port with the same data). ``port=0`` picks a free port once.
+    Start it from a long-lived thread (normally the main one): on Linux the server is stopped
+    when the thread that started it exits.
     """
 
     def __init__(self, binary: str, port: int, data_dir: Path | str) -> None:
@@ -144,8 +146,8 @@ class RedisProcess:
             time.sleep(0.05)
         self.stop()
         raise DependencyUnavailable(
-            "redis", f"redis-server did not answer PING within {STARTUP_TIMEOUT_SECONDS:g} s"
-            f" ({last_error})"
+            "redis",
+            f"redis-server did not answer PING within {STARTUP_TIMEOUT_SECONDS:g} s ({last_error})",
         )
 
     def _last_log_line(self) -> str:

@@ -111,19 +111,48 @@ def seed_replay(
     ended = datetime.now(UTC) - timedelta(hours=1)
     engine = make_engine(settings)
     try:
-        return _seed(engine, storage, host_id, title, private, members, show_id, mp3, duration,
-                     status, speakers, ended)
+        return _seed(
+            engine,
+            storage,
+            host_id,
+            title,
+            private,
+            members,
+            show_id,
+            mp3,
+            duration,
+            status,
+            speakers,
+            ended,
+        )
     finally:
         engine.dispose()
 
 
-def _seed(engine: sa.Engine, storage: Storage, host_id: str, title: str, private: bool,
-          members: tuple[tuple[str, str], ...], show_id: str | None, mp3: bytes | None,
-          duration: float, status: str, speakers: tuple[str, ...],
-          ended: datetime) -> SeededReplay:
+def _seed(
+    engine: sa.Engine,
+    storage: Storage,
+    host_id: str,
+    title: str,
+    private: bool,
+    members: tuple[tuple[str, str], ...],
+    show_id: str | None,
+    mp3: bytes | None,
+    duration: float,
+    status: str,
+    speakers: tuple[str, ...],
+    ended: datetime,
+) -> SeededReplay:
     with make_session_factory(engine)() as session:
-        room = Room(host_id=host_id, title=title, status="ended", is_private=private,
-                    show_id=show_id, started_at=ended - timedelta(minutes=30), ended_at=ended)
+        room = Room(
+            host_id=host_id,
+            title=title,
+            status="ended",
+            is_private=private,
+            show_id=show_id,
+            started_at=ended - timedelta(minutes=30),
+            ended_at=ended,
+        )
         session.add(room)
         session.flush()
         session.add(RoomMembership(room_id=room.id, user_id=host_id, role="host"))
@@ -133,36 +162,57 @@ def _seed(engine: sa.Engine, storage: Storage, host_id: str, title: str, private
         session.add(recording)
         session.flush()
         for name in speakers:
-            session.add(RecordingTrack(recording_id=recording.id, participant_id=name,
-                                       display_name=name))
-        replay = Replay(room_id=room.id, recording_id=recording.id, status=status,
-                        duration_seconds=duration,
-                        loudness={"integrated_lufs": -16.1, "true_peak_dbtp": -1.2, "lra": 4.0})
+            session.add(
+                RecordingTrack(recording_id=recording.id, participant_id=name, display_name=name)
+            )
+        replay = Replay(
+            room_id=room.id,
+            recording_id=recording.id,
+            status=status,
+            duration_seconds=duration,
+            loudness={"integrated_lufs": -16.1, "true_peak_dbtp": -1.2, "lra": 4.0},
+        )
         session.add(replay)
         session.flush()
         seeded = SeededReplay(room.id, replay.id)
         prefix = f"replays/{replay.id}"
         files = {
-            "mp3": (f"{prefix}/audio.mp3", mp3 if mp3 is not None else os.urandom(20_000),
-                    "audio/mpeg"),
+            "mp3": (
+                f"{prefix}/audio.mp3",
+                mp3 if mp3 is not None else os.urandom(20_000),
+                "audio/mpeg",
+            ),
             "m4a": (f"{prefix}/audio.m4a", os.urandom(15_000), "audio/mp4"),
             "hls": (f"{prefix}/hls/index.m3u8", PLAYLIST, "application/vnd.apple.mpegurl"),
             "stems": (f"{prefix}/stems.zip", b"PK\x05\x06" + bytes(18), "application/zip"),
-            "waveform": (f"{prefix}/waveform.json", b'{"peaks":[0.1,0.5,0.2]}',
-                         "application/json"),
-            "timeline": (f"{prefix}/timeline.json", json.dumps(TIMELINE).encode(),
-                         "application/json"),
-            "chapters": (f"{prefix}/chapters.json", json.dumps(CHAPTERS).encode(),
-                         "application/json"),
+            "waveform": (f"{prefix}/waveform.json", b'{"peaks":[0.1,0.5,0.2]}', "application/json"),
+            "timeline": (
+                f"{prefix}/timeline.json",
+                json.dumps(TIMELINE).encode(),
+                "application/json",
+            ),
+            "chapters": (
+                f"{prefix}/chapters.json",
+                json.dumps(CHAPTERS).encode(),
+                "application/json",
+            ),
         }
         for kind, (key, data, content_type) in files.items():
             info = storage.put_bytes(key, data, content_type=content_type)
-            session.add(ReplayOutput(replay_id=replay.id, kind=kind, key=key,
-                                     content_type=content_type, size=info.size))
+            session.add(
+                ReplayOutput(
+                    replay_id=replay.id,
+                    kind=kind,
+                    key=key,
+                    content_type=content_type,
+                    size=info.size,
+                )
+            )
             seeded.files[kind] = data
             seeded.keys[kind] = key
-        storage.put_bytes(f"{prefix}/hls/seg-00000.m4s", os.urandom(3000),
-                          content_type="video/iso.segment")
+        storage.put_bytes(
+            f"{prefix}/hls/seg-00000.m4s", os.urandom(3000), content_type="video/iso.segment"
+        )
         storage.put_bytes(f"{prefix}/hls/init.mp4", os.urandom(500), content_type="audio/mp4")
         session.commit()
     return seeded

@@ -21,7 +21,9 @@ from tests.support.celery_worker import start_worker, stop_worker, wait_for_pong
 
 @pytest.fixture
 def app_settings(settings: Settings, redis_url: str) -> Settings:
-    return settings.model_copy(update={"redis": settings.redis.model_copy(update={"url": redis_url})})
+    return settings.model_copy(
+        update={"redis": settings.redis.model_copy(update={"url": redis_url})}
+    )
 
 
 @pytest.fixture

@@ -23,7 +23,9 @@ from tests.support.net import free_port
 
 @pytest.fixture
 def worker_settings(settings: Settings, redis_url: str) -> Settings:
-    return settings.model_copy(update={"redis": settings.redis.model_copy(update={"url": redis_url})})
+    return settings.model_copy(
+        update={"redis": settings.redis.model_copy(update={"url": redis_url})}
+    )
 
 
 @pytest.fixture
@@ -134,7 +136,9 @@ def test_ping_recovers_after_a_redis_restart(
 
 def test_enqueue_with_redis_down_is_dependency_unavailable(settings: Settings) -> None:
     closed = f"redis://127.0.0.1:{free_port()}/0"
-    down = CeleryJobQueue(settings.model_copy(update={"redis": settings.redis.model_copy(update={"url": closed})}))
+    down = CeleryJobQueue(
+        settings.model_copy(update={"redis": settings.redis.model_copy(update={"url": closed})})
+    )
     start = time.monotonic()
     with pytest.raises(DependencyUnavailable) as info:
         down.enqueue(jobs.PING)

@@ -115,6 +115,9 @@ def export_with_progress(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    read_manifest(manifest_path)  # a bad manifest is one clean line, before any bar is drawn
+    if fmt is None:
+        guess_format(out)
     bar = Progress(
         TextColumn("{task.description:<8}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(), console=Console(stderr=True), transient=True,

@@ -54,6 +54,8 @@ class Speaker:
     start: int = 0
     lost: frozenset[int] = field(default_factory=frozenset)
     display_name: str = ""
+    #: Pre-encoded 20 ms packets to write instead of encoding ``pcm`` (benchmarks).
+    packets: list[bytes] | None = None
 
 
 def write_room(
@@ -68,7 +70,7 @@ def write_room(
     per_segment = int(segment_seconds * RATE) // FRAME
     tracks = []
     for speaker in speakers:
-        packets = opus_packets(speaker.pcm)
+        packets = speaker.packets if speaker.packets is not None else opus_packets(speaker.pcm)
         segments = []
         for index, first in enumerate(range(0, len(packets), per_segment)):
             chunk = packets[first : first + per_segment]
