@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import auth, feeds, health, replays, rooms, shows
+from api.routes import auth, clips, feeds, health, replays, rooms, shows, webhooks
 from api.web import router as web_router
 from core.adapters.db.engine import check_database, make_engine, make_session_factory
 from core.adapters.redis_process import ping_redis
@@ -96,6 +96,8 @@ def create_app(settings: Settings, *, deps: ApiDeps | None = None) -> FastAPI:
     app.include_router(replays.router)
     app.include_router(shows.router)
     app.include_router(feeds.router)
+    app.include_router(webhooks.router)
+    app.include_router(clips.router)
     app.include_router(web_router)
     return app
 

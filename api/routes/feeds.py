@@ -129,6 +129,9 @@ def _episode_value(
     room = None if replay is None else session.get(db.Room, replay.room_id)
     if replay is None or room is None or replay.duration_seconds is None:
         raise InvalidFeed("episode", f"episode {row.id} has no finished replay")
+    if room.is_private:
+        # Made private after publishing: its URLs now 404 for the public, so leave it out.
+        raise InvalidFeed("episode", f"episode {row.id} belongs to a private room")
     enclosure, alternates = _enclosure(settings, storage, replay)
     has_chapters = any(output.kind == "chapters" for output in replay.outputs)
     return Episode(

@@ -231,6 +231,17 @@ def test_feed_conditionals_head_and_schedule(app: MediaApp) -> None:
     assert second.status_code == 200 and second.headers["etag"] != etag
     assert feedparser.parse(second.content).entries[0].id == episode["guid"]
 
+    # A room made private after publishing leaves the feed (its URLs now 404 for the public).
+    engine = make_engine(app.settings)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.update(Room).where(Room.id == seeded.room_id).values(is_private=True)
+            )
+    finally:
+        engine.dispose()
+    assert feedparser.parse(client.get(FEED).content).entries == []
+
 
 def test_live_items_for_the_shows_rooms(app: MediaApp) -> None:
     client = app.client

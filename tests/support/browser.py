@@ -80,7 +80,9 @@ def loopback_netns(prefix: str = "rc-web") -> Iterator[str]:
     name = f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
     subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
     try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True)
+        subprocess.run(
+            ["ip", "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True
+        )
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
@@ -109,7 +111,13 @@ def run_in_loopback_netns(
         ]  # fmt: skip
         try:
             done = subprocess.run(
-                command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+                command,
+                check=False,
+                cwd=REPO_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
             )
         except subprocess.TimeoutExpired as exc:
             raise AssertionError(f"{qualname} timed out after {timeout} s") from exc
@@ -242,7 +250,8 @@ def envelope(samples: NDArray[np.float32], frame_ms: float = 20.0) -> NDArray[np
     """RMS per ``frame_ms`` frame."""
     frame = int(RATE * frame_ms / 1000)
     usable = samples[: samples.size // frame * frame].astype(np.float64)
-    return np.sqrt(np.mean(usable.reshape(-1, frame) ** 2, axis=1))
+    rms: NDArray[np.float64] = np.sqrt(np.mean(usable.reshape(-1, frame) ** 2, axis=1))
+    return rms
 
 
 def best_envelope_correlation(

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from core.adapters.celery_queue import CeleryJobQueue
@@ -16,10 +17,16 @@ from core.errors import DependencyUnavailable
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(redis_url: str, var_dir: Path) -> subprocess.Popen[bytes]:
-    """``celery -A workers.celery_entry worker`` on both queues, concurrency 1, own group."""
+def start_worker(
+    redis_url: str, var_dir: Path, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``celery -A workers.celery_entry worker`` on both queues, concurrency 1, own group.
+
+    ``extra_env`` adds ``ROOMCAST_*`` settings (e.g. a webhook allow-list for 127.0.0.1).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
     env.update(ROOMCAST_REDIS__URL=redis_url, ROOMCAST_VAR_DIR=str(var_dir))
+    env.update(extra_env or {})
     command = [
         sys.executable, "-m", "celery", "-A", "workers.celery_entry", "worker",
         "--queues", "default,media", "--concurrency", "1", "--loglevel", "WARNING",

@@ -37,7 +37,14 @@ from workers.audio.analysis import (
     speaker_turns,
     timeline_document,
 )
-from workers.audio.encode import BlockEncoder, EncodeSpec, Format, measure_file
+from workers.audio.encode import (
+    ENCODER_TRIM_DB,
+    BlockEncoder,
+    EncodeSpec,
+    Format,
+    ThreadedEncoder,
+    measure_file,
+)
 from workers.audio.levels import integrated_lufs, range_lu
 from workers.audio.render import (
     SAMPLE_RATE,
@@ -91,8 +98,10 @@ class RenderOptions:
         return replace(base, **changes)
 
     def spec(self, fmt: Format) -> EncodeSpec:
+        trim = ENCODER_TRIM_DB.get(fmt, 0.0) if self.mp3_bitrate_kbps <= 128 else 0.0
         if fmt == "mp3":
-            return EncodeSpec("mp3", self.mp3_sample_rate, self.mp3_channels, self.mp3_bitrate_kbps)
+            return EncodeSpec("mp3", self.mp3_sample_rate, self.mp3_channels,
+                              self.mp3_bitrate_kbps, trim_db=trim)  # fmt: skip
         if fmt in ("m4a", "hls"):
             return EncodeSpec(fmt, SAMPLE_RATE, 1, self.aac_bitrate_kbps)
         return EncodeSpec(fmt)
@@ -256,14 +265,18 @@ def _encode(
     *,
     extras: bool,
 ) -> dict[str, OutputInfo]:
-    encoders = {fmt: BlockEncoder(staging / opts.filename(fmt), opts.spec(fmt)) for fmt in formats}
-    stems: list[BlockEncoder] = []
+    encoders = {
+        fmt: ThreadedEncoder(BlockEncoder(staging / opts.filename(fmt), opts.spec(fmt)))
+        for fmt in formats
+    }
+    stems: list[ThreadedEncoder] = []
     waveform = WaveformBuilder(SAMPLE_RATE) if extras and opts.extras else None
     try:
         if extras and opts.stems:
             (staging / "stems").mkdir()
             stems = [
-                BlockEncoder(staging / "stems" / f"{i:02d}-{_safe(tid)}.flac", EncodeSpec("flac"))
+                ThreadedEncoder(BlockEncoder(staging / "stems" / f"{i:02d}-{_safe(tid)}.flac",
+                                             EncodeSpec("flac")))  # fmt: skip
                 for i, tid in enumerate(room.track_ids)
             ]
         sinks: list[Sink] = list(encoders.values())

@@ -4,6 +4,6 @@ Tasks are ``shared_task`` s so they bind to whichever app ``workers.app.create_a
 importing this package registers them all.
 """
 
-from workers.tasks import ping
+from workers.tasks import clips, ping, webhooks
 
-__all__ = ["ping"]
+__all__ = ["clips", "ping", "webhooks"]

@@ -37,7 +37,14 @@ const debug = {
   get state() { return state; },
   get connectionState() { return pc ? pc.connectionState : "new"; },
   get signaling() { return ws ? ws.readyState : -1; },
-  get streams() { return [...audioByMid.values()].map((a) => a.dataset.stream); },
+  /** Room streams received now (a speaker's id, or "mix"), in m-line order. */
+  get streams() {
+    if (!pc) return [];
+    return pc
+      .getTransceivers()
+      .filter((t) => ["recvonly", "sendrecv"].includes(t.currentDirection) && audioByMid.has(t.mid))
+      .map((t) => audioByMid.get(t.mid).dataset.stream);
+  },
   async stats() {
     if (!pc) return [];
     const report = await pc.getStats();
