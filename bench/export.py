@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
 from bench.report import machine_line, markdown_table, median, write_section
 
 DEFAULT_CACHE = Path("/tmp/roomcast-bench/export")
@@ -108,7 +109,9 @@ def ffmpeg_command(room: Path, out: Path) -> list[str]:
         listing = out.parent / f"{track.name}.txt"
         listing.write_text("".join(f"file '{p}'\n" for p in sorted(track.glob("*.opus"))))
         lists.append(listing)
-    inputs = [arg for listing in lists for arg in ("-f", "concat", "-safe", "0", "-i", str(listing))]
+    inputs = [
+        arg for listing in lists for arg in ("-f", "concat", "-safe", "0", "-i", str(listing))
+    ]
     mix = "".join(f"[{i}:a]" for i in range(len(lists)))
     return [
         "ffmpeg", "-nostdin", "-v", "error", "-y", *inputs, "-filter_complex",
@@ -187,10 +190,10 @@ def main(argv: list[str]) -> int:
     rss: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.repeat):
         for name, (command, _) in contenders.items():
-            wall, peak = _child(command)
+            wall, peak_mb = _child(command)
             walls[name].append(wall)
-            rss[name].append(peak)
-            print(f"{name}: {wall:.1f} s, {peak} MB", flush=True)
+            rss[name].append(peak_mb)
+            print(f"{name}: {wall:.1f} s, {peak_mb} MB", flush=True)
     base = median(walls["ffmpeg amix,loudnorm + libmp3lame"])
     rows = []
     for name, (_, output) in contenders.items():
@@ -205,8 +208,8 @@ def main(argv: list[str]) -> int:
     print(table)
     print(f"(each peak RSS includes up to {own} MB inherited from the benchmark process)")
     if not args.quick:
-        command = "python -m bench.export" + (f" --minutes {args.minutes:g}" if args.minutes else "")
-        write_section("export", _section(command, minutes, args.repeat, table, own))
+        shown = "python -m bench.export" + (f" --minutes {args.minutes:g}" if args.minutes else "")
+        write_section("export", _section(shown, minutes, args.repeat, table, own))
     return 0
 
 

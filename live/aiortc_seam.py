@@ -12,7 +12,14 @@ names that are not part of aiortc's public API; :func:`verify_seam` checks each 
   (``bytes(packet)`` + ``packet.pts``/``packet.time_base``) instead of encoding it: that is how
   pre-encoded Opus is sent without a decode/re-encode.
 - ``RTCRtpSender._stream_id`` becomes the ``a=msid`` stream id: it names the speaker a
-  forwarded track carries.
+  forwarded track carries; ``RTCRtpSender._ssrc`` becomes its ``a=ssrc`` (:func:`set_ssrc`).
+- :class:`SrtpOutlet` sends ready-made RTP on a connected transceiver's transport, bypassing the
+  sender's coroutine: ``RTCDtlsTransport._state``/``_tx_srtp`` (the SRTP session),
+  ``RTCIceTransport._connection`` (the aioice ``Connection``), its ``_nominated[1]`` candidate
+  pair (``protocol.transport`` + ``remote_addr``) and ``RTCRtpTransceiver._codecs`` (the
+  negotiated payload type). One protect and one ``sendto`` per packet, nothing queued.
+- :func:`tap_datagrams` (load clients only) replaces the nominated pair's
+  ``protocol.datagram_received`` to see SRTP packets before aiortc unprotects them.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from typing import Any
 import aioice.ice
 import aiortc
 import av
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcdtlstransport import State as _DtlsState
 from aiortc.rtp import RtpPacket
 
 from core.errors import MediaSeamMoved
@@ -35,10 +43,15 @@ from core.errors import MediaSeamMoved
 __all__ = [
     "AIORTC_VERSION",
     "OPUS_TIME_BASE",
+    "DatagramTap",
     "RtpTap",
+    "SrtpOutlet",
     "install_host_addresses",
     "opus_packet",
+    "set_ssrc",
     "set_stream_id",
+    "srtp_outlet",
+    "tap_datagrams",
     "tap_receiver",
     "verify_seam",
 ]
@@ -85,6 +98,9 @@ def verify_seam() -> None:
     source = inspect.getsource(rtcpeerconnection.create_media_description_for_transceiver)
     if "sender._stream_id" not in source:
         problems.append("the a=msid line no longer comes from RTCRtpSender._stream_id")
+    if "ssrc=transceiver.sender._ssrc" not in source:
+        problems.append("the a=ssrc line no longer comes from RTCRtpSender._ssrc")
+    problems += _outlet_problems()
     if problems:
         raise MediaSeamMoved(
             "aiortc seam moved: "
@@ -161,3 +177,114 @@ def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
     """Set the ``a=msid`` stream id the next offer announces for ``sender``."""
     sender_any: Any = sender
     sender_any._stream_id = stream_id
+
+
+def set_ssrc(sender: RTCRtpSender, ssrc: int) -> None:
+    """Make ``sender`` announce and use ``ssrc`` (call before its first offer).
+
+    The room mix gives every listener's sender the same SSRC, so one serialised RTP packet is
+    valid for all of them (an SSRC only has to be unique within one peer connection).
+    """
+    sender_any: Any = sender
+    sender_any._ssrc = ssrc
+
+
+def _outlet_problems() -> list[str]:
+    from aiortc import rtcdtlstransport, rtcicetransport, rtcpeerconnection
+
+    problems: list[str] = []
+    dtls_source = inspect.getsource(rtcdtlstransport.RTCDtlsTransport)
+    if "self._tx_srtp = Session(" not in dtls_source or "self._state = state" not in dtls_source:
+        problems.append("RTCDtlsTransport._tx_srtp / _state moved")
+    if "self._connection = " not in inspect.getsource(rtcicetransport.RTCIceGatherer):
+        problems.append("RTCIceGatherer._connection moved")
+    if "self._nominated" not in inspect.getsource(aioice.ice.Connection):
+        problems.append("aioice Connection._nominated moved")
+    if "self.receiver.data_received(" not in inspect.getsource(
+        aioice.ice.StunProtocol.datagram_received
+    ):
+        problems.append("aioice StunProtocol.datagram_received no longer hands data on")
+    if "transceiver._codecs" not in inspect.getsource(rtcpeerconnection):
+        problems.append("RTCRtpTransceiver._codecs moved")
+    return problems
+
+
+class SrtpOutlet:
+    """Sends ready-made RTP packets on one connected transceiver: protect, ``sendto``, done.
+
+    Synchronous and queue-free, so a room can fan a packet out to every subscriber in one loop.
+    :meth:`send` returns False (and sends nothing) once the transport is no longer connected.
+    """
+
+    __slots__ = ("_dtls", "_nominated", "_protect", "payload_type", "ssrc")
+
+    def __init__(self, dtls: Any, nominated: dict[int, Any], payload_type: int, ssrc: int) -> None:
+        self._dtls = dtls
+        self._nominated = nominated
+        self._protect: Callable[[bytes], bytes] = dtls._tx_srtp.protect
+        self.payload_type = payload_type
+        self.ssrc = ssrc
+
+    @property
+    def connected(self) -> bool:
+        """Whether the transport can still carry packets."""
+        return self._dtls._state is _DtlsState.CONNECTED and 1 in self._nominated
+
+    def send(self, rtp: bytes) -> bool:
+        """Protect and send one RTP packet (header and payload) now."""
+        if self._dtls._state is not _DtlsState.CONNECTED:
+            return False
+        pair = self._nominated.get(1)
+        if pair is None or pair.protocol.transport is None:
+            return False
+        pair.protocol.transport.sendto(self._protect(rtp), pair.remote_addr)
+        return True
+
+
+def _nominated_pairs(transceiver: RTCRtpTransceiver) -> tuple[Any, dict[int, Any]] | None:
+    dtls: Any = transceiver.sender.transport
+    if dtls is None or dtls._state is not _DtlsState.CONNECTED or dtls._tx_srtp is None:
+        return None
+    nominated: dict[int, Any] = dtls.transport._connection._nominated
+    if 1 not in nominated:
+        return None
+    return dtls, nominated
+
+
+def srtp_outlet(transceiver: RTCRtpTransceiver) -> SrtpOutlet | None:
+    """An outlet for ``transceiver`` once its DTLS transport is connected, else ``None``."""
+    _verified_once()
+    found = _nominated_pairs(transceiver)
+    codecs: list[Any] = getattr(transceiver, "_codecs", [])
+    if found is None or not codecs:
+        return None
+    dtls, nominated = found
+    return SrtpOutlet(dtls, nominated, codecs[0].payloadType, transceiver.sender._ssrc)
+
+
+#: Called with each raw SRTP packet (header in clear, payload encrypted) and its arrival time.
+DatagramTap = Callable[[bytes, float], None]
+
+
+def tap_datagrams(transceiver: RTCRtpTransceiver, on_rtp: DatagramTap) -> bool:
+    """Hand every incoming SRTP packet of ``transceiver``'s transport to ``on_rtp`` instead of
+    aiortc (which then never unprotects, parses or buffers them); STUN, DTLS and RTCP still go
+    to aiortc. For load clients that only count packets. False until the transport is connected.
+    """
+    _verified_once()
+    found = _nominated_pairs(transceiver)
+    if found is None:
+        return False
+    protocol = found[1][1].protocol
+    original = protocol.datagram_received
+    monotonic = time.monotonic
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+        # RTP: version 2 (first byte 128-191) and not an RTCP packet type (192-223).
+        if 127 < data[0] < 192 and not 191 < data[1] < 224:
+            on_rtp(data, monotonic())
+        else:
+            original(data, addr)
+
+    protocol.datagram_received = datagram_received
+    return True

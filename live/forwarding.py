@@ -2,8 +2,12 @@
 
 A speaker hears every other speaker on its own track. Each packet a speaker sends is handed,
 as it arrives, to one :class:`ForwardTrack` per listening speaker; the track gives the Opus
-payload unchanged to its ``RTCRtpSender`` (which packs it, protects it and sends it). The only
-per-packet work is a timestamp mapping (:class:`TimestampRebaser`, pure) and a queue hop.
+payload unchanged to the destination. Once a track is bound to its transceiver
+(:meth:`PacketQueueTrack.bind`) and the transport is connected, the packet is sent right there,
+inside the receive callback: a timestamp mapping (:class:`TimestampRebaser`, pure), one 12-byte
+header, one SRTP protect and one ``sendto`` (:class:`live.aiortc_seam.SrtpOutlet`) — no queue,
+no coroutine per destination, nothing re-serialised but the header. An unbound track (unit
+tests) queues ``av.Packet``s for aiortc's own sender instead.
 
 A forwarded track may carry different speakers over its life (slots are reused when speakers
 come and go, since aiortc cannot remove m-lines): the rebaser keeps its RTP timeline continuous
@@ -13,21 +17,24 @@ across such switches and across a source's SSRC changes.
 from __future__ import annotations
 
 import asyncio
+import random
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
-from live.aiortc_seam import opus_packet
+from live.aiortc_seam import SrtpOutlet, opus_packet, srtp_outlet
 
 __all__ = [
     "FRAME_TICKS",
     "ForwardTrack",
     "Forwarder",
     "PacketQueueTrack",
+    "RTP_HEADER",
     "TimestampRebaser",
     "unwrap_delta",
 ]
@@ -36,6 +43,8 @@ __all__ = [
 FRAME_TICKS = 960
 _HALF = 1 << 31
 _WRAP = 1 << 32
+#: A plain RTP header (version 2, no CSRC, no extension): byte 0, marker|PT, seq, ts, SSRC.
+RTP_HEADER = struct.Struct("!BBHII")
 
 
 def unwrap_delta(previous: int, current: int) -> int:
@@ -88,6 +97,28 @@ class PacketQueueTrack(MediaStreamTrack):
         super().__init__()
         self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(maxsize=capacity)
         self.dropped = 0
+        self._transceiver: RTCRtpTransceiver | None = None
+        self._outlet: SrtpOutlet | None = None
+
+    @property
+    def bound(self) -> bool:
+        """Whether packets go straight to the transport (:meth:`bind`) rather than the queue."""
+        return self._transceiver is not None
+
+    def bind(self, transceiver: RTCRtpTransceiver) -> None:
+        """Send directly on ``transceiver``'s transport from now on (dropped until connected).
+
+        aiortc's sender keeps waiting on this track's (empty) queue, costing nothing per packet.
+        """
+        self._transceiver = transceiver
+        self._outlet = None
+
+    def outlet(self) -> SrtpOutlet | None:
+        """The outlet to send on now, or ``None`` (unbound, or not connected yet / any more)."""
+        outlet = self._outlet
+        if outlet is None and self._transceiver is not None and self.readyState == "live":
+            outlet = self._outlet = srtp_outlet(self._transceiver)
+        return outlet
 
     def offer(self, item: av.Packet[Any] | None) -> None:
         """Queue one packet (``None`` ends the track)."""
@@ -108,6 +139,7 @@ class PacketQueueTrack(MediaStreamTrack):
     def stop(self) -> None:
         if self.readyState == "live":
             super().stop()
+            self._outlet = None
             self.offer(None)
 
 
@@ -119,17 +151,39 @@ class ForwardTrack(PacketQueueTrack):
         self._rebaser = TimestampRebaser()
         self.source: str | None = None
         self.pushed = 0
+        # Random starts, as RFC 3550 asks; they only change at a source switch by continuity.
+        self._sequence = random.getrandbits(16)
+        self._timestamp_origin = random.getrandbits(32)
 
     def switch_source(self, source: str | None) -> None:
         """From now on this track carries ``source`` (``None``: nobody)."""
         self.source = source
         self._rebaser.switch_source()
 
-    def push(self, source: str, packet: RtpPacket) -> None:
-        """Queue ``packet``'s payload for sending as-is."""
+    def push(self, source: str, packet: RtpPacket) -> bool:
+        """Send (bound) or queue (unbound) ``packet``'s payload as-is; False when dropped."""
         pts = self._rebaser.map(source, packet.ssrc, packet.timestamp)
-        self.offer(opus_packet(packet.payload, pts))
+        if self._transceiver is None:
+            self.offer(opus_packet(packet.payload, pts))
+            self.pushed += 1
+            return True
+        outlet = self._outlet or self.outlet()
+        if outlet is None:
+            self.dropped += 1
+            return False
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        header = RTP_HEADER.pack(
+            0x80,
+            (packet.marker << 7) | outlet.payload_type,
+            self._sequence,
+            (self._timestamp_origin + pts) & 0xFFFFFFFF,
+            outlet.ssrc,
+        )
+        if not outlet.send(header + packet.payload):
+            self.dropped += 1
+            return False
         self.pushed += 1
+        return True
 
 
 class Forwarder:
@@ -168,10 +222,11 @@ class Forwarder:
         return frozenset(self._routes.get(source, {}))
 
     def forward(self, source: str, packet: RtpPacket) -> int:
-        """Hand ``packet`` to every destination of ``source``; returns how many."""
+        """Hand ``packet`` to every destination of ``source``; returns how many took it."""
         routes = self._routes.get(source)
         if not routes or not packet.payload:
             return 0
+        taken = 0
         for track in routes.values():
-            track.push(source, packet)
-        return len(routes)
+            taken += track.push(source, packet)
+        return taken

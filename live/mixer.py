@@ -3,8 +3,11 @@
 One clock per room ticks every 20 ms. On each tick the loop takes at most one packet per
 speaker out of a short :class:`PlayoutBuffer` (pure, ~40 ms), then one job on the room's own
 worker thread decodes those packets, measures each speaker's level, sums, clips and encodes one
-Opus packet. The same ``av.Packet`` is then queued on every listener's track, so a listener
-costs one SRTP protect and one send per tick, whatever the number of speakers.
+Opus packet. That packet is serialised into ONE RTP packet (every listener's sender uses the
+room's mix SSRC, sequence and timestamp line, :meth:`RoomMixer.bind_listener`), which the tick
+then protects and sends to each listener in one loop — no queue or coroutine per listener. A
+listener costs one SRTP protect and one ``sendto`` per tick, whatever the number of speakers.
+(Unbound listener tracks, in unit tests, get the ``av.Packet`` queued instead.)
 
 Nothing here decides who is mixed: ``MediaRoom`` only pushes packets of speakers who hold the
 grant and are not muted.
@@ -17,16 +20,21 @@ import contextlib
 import fractions
 import logging
 import math
+import random
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import av
 import numpy as np
+from aiortc import RTCRtpTransceiver
 from aiortc.rtp import RtpPacket
 from numpy.typing import NDArray
 
-from live.forwarding import FRAME_TICKS, PacketQueueTrack, unwrap_delta
+from live.aiortc_seam import set_ssrc
+from live.forwarding import FRAME_TICKS, RTP_HEADER, PacketQueueTrack, unwrap_delta
+from live.send_stats import SendStats
 
 __all__ = ["MIX_INTERVAL", "PlayoutBuffer", "RoomMixer", "level_dbov"]
 
@@ -54,6 +62,9 @@ class PlayoutBuffer:
         self.late = 0
         self.overflowed = 0
         self._packets: dict[int, bytes] = {}
+        self._arrivals: dict[int, float] = {}
+        #: Arrival time of the payload the last :meth:`pop` returned (latency accounting).
+        self.last_arrival = 0.0
         self._ssrc: int | None = None
         self._ref_raw = 0
         self._ref = 0
@@ -66,12 +77,13 @@ class PlayoutBuffer:
     def reset(self) -> None:
         """Forget everything (the next packets start a new playout)."""
         self._packets.clear()
+        self._arrivals.clear()
         self._ssrc = None
         self._next = None
         self._misses = 0
 
-    def push(self, ssrc: int, timestamp: int, payload: bytes) -> None:
-        """Store one packet's payload."""
+    def push(self, ssrc: int, timestamp: int, payload: bytes, arrival: float = 0.0) -> None:
+        """Store one packet's payload (``arrival``: when it reached the server, monotonic)."""
         if ssrc != self._ssrc:
             self.reset()
             self._ssrc, self._ref_raw, self._ref = ssrc, timestamp, 0
@@ -85,10 +97,14 @@ class PlayoutBuffer:
             if position - self._next > self.capacity * FRAME_TICKS:
                 # A jump far ahead of playout (restart, long clock slip): start over there.
                 self._packets.clear()
+                self._arrivals.clear()
                 self._next = None
         self._packets[position] = payload
+        self._arrivals[position] = arrival
         while len(self._packets) > self.capacity:
-            del self._packets[min(self._packets)]
+            oldest = min(self._packets)
+            del self._packets[oldest]
+            self._arrivals.pop(oldest, None)
             self.overflowed += 1
             if self._next is not None:
                 self._next = min(self._packets)
@@ -100,6 +116,7 @@ class PlayoutBuffer:
                 return None
             self._next = min(self._packets)
         payload = self._packets.pop(self._next, None)
+        self.last_arrival = self._arrivals.pop(self._next, 0.0)
         self._next += FRAME_TICKS
         if payload is not None:
             self._misses = 0
@@ -197,6 +214,7 @@ class RoomMixer:
         on_levels: Callable[[Mapping[str, float]], None] | None = None,
         bitrate: int = 32000,
         prefetch: int = 2,
+        stats: SendStats | None = None,
     ) -> None:
         self.room_id = room_id
         self._on_levels = on_levels
@@ -209,6 +227,11 @@ class RoomMixer:
         self._pts = 0
         self.ticks = 0
         self.skipped_ticks = 0
+        self.stats = stats if stats is not None else SendStats()
+        # The mix's one RTP stream, shared by every listener's sender (see module docstring).
+        self.ssrc = random.getrandbits(32)
+        self._sequence = random.getrandbits(16)
+        self._timestamp_origin = random.getrandbits(32)
 
     @property
     def decoders_created(self) -> int:
@@ -220,6 +243,12 @@ class RoomMixer:
         track = PacketQueueTrack(capacity=5)
         self._listeners.add(track)
         return track
+
+    def bind_listener(self, track: PacketQueueTrack, transceiver: RTCRtpTransceiver) -> None:
+        """Send the mix straight to ``transceiver`` (put ``track`` on it first); before its
+        first offer, since its SSRC becomes the mix's."""
+        set_ssrc(transceiver.sender, self.ssrc)
+        track.bind(transceiver)
 
     def set_listening(self, track: PacketQueueTrack, listening: bool) -> None:
         """Pause or resume feeding ``track`` without ending it (its sender keeps running)."""
@@ -233,14 +262,19 @@ class RoomMixer:
         self._listeners.discard(track)
         track.stop()
 
-    def push(self, speaker: str, packet: RtpPacket) -> None:
+    def push(self, speaker: str, packet: RtpPacket, arrival: float | None = None) -> None:
         """Buffer one of ``speaker``'s packets (dropped while nobody listens)."""
         if not self._listeners or not packet.payload:
             return
         buffer = self._buffers.get(speaker)
         if buffer is None:
             buffer = self._buffers[speaker] = PlayoutBuffer(prefetch=self._prefetch)
-        buffer.push(packet.ssrc, packet.timestamp, packet.payload)
+        buffer.push(
+            packet.ssrc,
+            packet.timestamp,
+            packet.payload,
+            time.monotonic() if arrival is None else arrival,
+        )
 
     def drop_speaker(self, speaker: str) -> None:
         """Take ``speaker`` out of the mix now (demoted, muted, left)."""
@@ -288,7 +322,12 @@ class RoomMixer:
         if not self._listeners:
             self._buffers.clear()
             return
-        payloads = {speaker: buffer.pop() for speaker, buffer in self._buffers.items()}
+        payloads: dict[str, bytes | None] = {}
+        arrivals: list[float] = []
+        for speaker, buffer in self._buffers.items():
+            payload = payloads[speaker] = buffer.pop()
+            if payload is not None:
+                arrivals.append(buffer.last_arrival)
         pts = self._pts
         self._pts += FRAME_TICKS
         packets, levels = await loop.run_in_executor(
@@ -296,7 +335,37 @@ class RoomMixer:
         )
         self.ticks += 1
         for packet in packets:
-            for track in self._listeners:
-                track.offer(packet)
+            self._send(packet)
+        if packets and arrivals:
+            sent = time.monotonic()
+            for arrival in arrivals:
+                self.stats.mix_latency.observe(sent - arrival)
         if self._on_levels is not None and levels:
             self._on_levels(levels)
+
+    def _send(self, packet: av.Packet[Any]) -> None:
+        """One mix packet to every listener: serialised once per (PT, SSRC), protected each."""
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        timestamp = (self._timestamp_origin + (packet.pts or 0)) & 0xFFFFFFFF
+        payload = bytes(packet)
+        serialised: dict[tuple[int, int], bytes] = {}
+        sent = dropped = 0
+        for track in self._listeners:
+            outlet = track.outlet()
+            if outlet is None:
+                if track.bound:
+                    dropped += 1  # not connected yet (or any more)
+                else:
+                    track.offer(packet)
+                continue
+            key = (outlet.payload_type, outlet.ssrc)
+            data = serialised.get(key)
+            if data is None:
+                header = RTP_HEADER.pack(0x80, key[0], self._sequence, timestamp, key[1])
+                data = serialised[key] = header + payload
+            if outlet.send(data):
+                sent += 1
+            else:
+                dropped += 1
+        self.stats.mix_sent += sent
+        self.stats.mix_dropped += dropped

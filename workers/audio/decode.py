@@ -58,9 +58,9 @@ def frame_to_mono(frame: Any) -> NDArray[np.float32]:
         mono = data[0] if channels == 1 else data.mean(axis=0)
     else:
         mono = array.reshape(-1, channels).mean(axis=1)
-    if mono.dtype == np.int16:
-        return (mono / 32768.0).astype(np.float32)
-    return np.asarray(mono, dtype=np.float32)
+    scale = 1.0 / 32768.0 if mono.dtype == np.int16 else 1.0
+    result: NDArray[np.float32] = np.asarray(mono * scale if scale != 1.0 else mono, np.float32)
+    return result
 
 
 _PAGE = struct.Struct("<4sBBqIIIB")
@@ -77,7 +77,9 @@ def intact_length(data: bytes) -> int:
     """Bytes of the leading Ogg pages whose structure and CRC are intact."""
     offset = 0
     while offset + _PAGE.size <= len(data):
-        magic, version, _flags, _granule, _serial, _seq, crc, count = _PAGE.unpack_from(data, offset)
+        magic, version, _flags, _granule, _serial, _seq, crc, count = _PAGE.unpack_from(
+            data, offset
+        )
         body = offset + _PAGE.size + count
         if magic != b"OggS" or version != 0 or body > len(data):
             break
@@ -161,9 +163,11 @@ class TrackDecoder:
         self._last = segment
         return self._current
 
-    def _decode(self, segment: Segment, data: bytes, *, reuse: bool) -> Iterator[NDArray[np.float32]]:
+    def _decode(
+        self, segment: Segment, data: bytes, *, reuse: bool
+    ) -> Iterator[NDArray[np.float32]]:
         try:
-            container = av.open(io.BytesIO(data), format="ogg")
+            container: Any = av.open(io.BytesIO(data), format="ogg")
             self._handles.append(container)
             stream = container.streams.audio[0]
             if not reuse or self._codec is None:
@@ -202,7 +206,10 @@ class TrackDecoder:
         current.position += frames
         if len(out) < frames:
             out = np.concatenate([out, np.zeros(frames - len(out), np.float32)])
-            if current.exhausted and current.decoded + SHORTFALL_TOLERANCE < current.segment.duration:
+            if (
+                current.exhausted
+                and current.decoded + SHORTFALL_TOLERANCE < current.segment.duration
+            ):
                 self._report_short(current)
         return out
 
@@ -220,4 +227,3 @@ class TrackDecoder:
             return
         if current.exhausted and current.decoded + SHORTFALL_TOLERANCE < current.segment.duration:
             self._report_short(current)
-

@@ -97,12 +97,12 @@ class BlockEncoder:
         elif spec.format == "m4a":
             options = {"movflags": "+faststart"}
         self._container: Any = av.open(str(target), "w", format=muxer, options=options)
-        stream = self._container.add_stream(codec_name, rate=spec.sample_rate)
+        stream: Any = self._container.add_stream(codec_name, rate=spec.sample_rate)
         stream.codec_context.layout = "mono" if spec.channels == 1 else "stereo"
         stream.codec_context.format = sample_format
         if spec.format in ("mp3", "m4a", "hls"):
             stream.codec_context.bit_rate = spec.bitrate_kbps * 1000
-        self._stream = stream
+        self._stream: Any = stream
         self._pts = 0
         self._scale = np.float32(10.0 ** (spec.trim_db / 20.0))
         self._layout = "mono" if spec.channels == 1 else "stereo"
@@ -172,7 +172,7 @@ class ThreadedEncoder:
             if self._error is None:
                 try:
                     self.encoder.write(block)
-                except BaseException as exc:  # handed to the caller in close()
+                except Exception as exc:  # noqa: BLE001 - re-raised by write() and close()
                     self._error = exc
 
     def write(self, block: NDArray[np.floating]) -> None:

@@ -56,7 +56,7 @@ def guess_format(out: Path) -> Format:
     """The format an output name implies (``.mp3`` → mp3, no suffix → hls)."""
     suffix = out.suffix.lower().lstrip(".")
     if suffix in FORMATS:
-        return suffix  # type: ignore[return-value]
+        return suffix
     if suffix == "":
         return "hls"
     raise InvalidInput(f"cannot tell the format of {out.name}: pass --format mp3|m4a|wav|flac|hls")

@@ -265,7 +265,7 @@ def _encode(
     *,
     extras: bool,
 ) -> dict[str, OutputInfo]:
-    encoders = {
+    encoders: dict[str, ThreadedEncoder] = {
         fmt: ThreadedEncoder(BlockEncoder(staging / opts.filename(fmt), opts.spec(fmt)))
         for fmt in formats
     }
@@ -275,8 +275,11 @@ def _encode(
         if extras and opts.stems:
             (staging / "stems").mkdir()
             stems = [
-                ThreadedEncoder(BlockEncoder(staging / "stems" / f"{i:02d}-{_safe(tid)}.flac",
-                                             EncodeSpec("flac")))  # fmt: skip
+                ThreadedEncoder(
+                    BlockEncoder(
+                        staging / "stems" / f"{i:02d}-{_safe(tid)}.flac", EncodeSpec("flac")
+                    )
+                )
                 for i, tid in enumerate(room.track_ids)
             ]
         sinks: list[Sink] = list(encoders.values())
@@ -286,7 +289,9 @@ def _encode(
             room, MixGains.from_db(levelling_db, gain_db, ceiling), sinks,
             track_sinks=[[stem] for stem in stems], block_frames=block, progress=progress,
         )  # fmt: skip
-        outputs = {fmt: OutputInfo(fmt, enc.close()) for fmt, enc in encoders.items()}
+        outputs: dict[str, OutputInfo] = {
+            fmt: OutputInfo(fmt, enc.close()) for fmt, enc in encoders.items()
+        }
         if stems:
             paths = [stem.close() for stem in stems]
             outputs["stems"] = OutputInfo("stems", _zip(staging / "stems.zip", paths))

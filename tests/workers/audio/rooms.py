@@ -121,4 +121,5 @@ def speech_like(seconds: float, *, seed: int, level: float = 0.3) -> NDArray[np.
     t = np.arange(frames) / RATE
     syllables = np.clip(np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6)), 0.0, None) ** 2
     phrases = (np.sin(2 * np.pi * t / 3.1 + rng.uniform(0, 6)) > -0.5).astype(np.float64)
-    return level * voiced * syllables * phrases
+    signal: NDArray[np.float64] = level * voiced * syllables * phrases
+    return signal

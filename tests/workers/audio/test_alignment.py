@@ -37,7 +37,9 @@ def click_track(first: float, seconds: float, freq: float) -> tuple[np.ndarray, 
 
 def decode_wav(path: Path) -> np.ndarray:
     with av.open(str(path)) as container:
-        return np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]) / 32768
+        return (
+            np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]) / 32768
+        )
 
 
 def locate(mix: np.ndarray, around: int, window: int = RATE // 50) -> tuple[int, float]:
@@ -96,7 +98,9 @@ def test_every_delivered_click_lands_within_1ms_of_the_others(rendered: dict) ->
         errors.append(position - centre)
         heights.append(height)
     worst = int(np.max(np.abs(np.array(errors) - delay)))
-    print(f"delay {delay} samples, worst {worst} samples, {len(errors)} clicks, {len(missing)} lost")
+    print(
+        f"delay {delay} samples, worst {worst} samples, {len(errors)} clicks, {len(missing)} lost"
+    )
     assert worst <= TOLERANCE, f"a click is {worst} samples off (limit {TOLERANCE})"
     assert len(errors) >= 40 and len(heights) >= 10
     # Lost packets became silence where they were: no click there.

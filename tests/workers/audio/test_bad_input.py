@@ -30,7 +30,9 @@ OPTIONS = RenderOptions(formats=("mp3",), extras=False)
 @pytest.fixture
 def room(tmp_path: Path) -> Path:
     root = tmp_path / "rec-1"
-    write_room(root, [Speaker("ann", speech_like(6.0, seed=1)), Speaker("ben", speech_like(6.0, seed=2))])
+    write_room(
+        root, [Speaker("ann", speech_like(6.0, seed=1)), Speaker("ben", speech_like(6.0, seed=2))]
+    )
     return root
 
 
@@ -61,7 +63,10 @@ def test_a_missing_segment_fails_naming_it_and_publishes_nothing(room: Path) -> 
 
 
 def _stem(out: Path, name: str) -> np.ndarray:
-    with zipfile.ZipFile(out / "stems.zip") as archive, av.open(io.BytesIO(archive.read(name))) as c:
+    with (
+        zipfile.ZipFile(out / "stems.zip") as archive,
+        av.open(io.BytesIO(archive.read(name))) as c,
+    ):
         return np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
 
 

@@ -20,7 +20,7 @@ ROOMCAST = Path(sys.executable).parent / "roomcast"
 def run(*args: str | Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(ROOMCAST), "export", *map(str, args)],
-        capture_output=True, text=True, timeout=120, env=env, cwd=cwd,
+        check=False, capture_output=True, text=True, timeout=120, env=env, cwd=cwd,
     )  # fmt: skip
 
 

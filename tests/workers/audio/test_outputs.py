@@ -7,6 +7,7 @@ mono file panned to both channels, which is how a player renders it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -59,7 +60,9 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RenderResult
 
 
 @pytest.mark.parametrize("name", ["replay.mp3", "replay.m4a"])
-def test_encoded_file_meets_the_target_by_ffmpeg(replay: tuple[Path, RenderResult], name: str) -> None:
+def test_encoded_file_meets_the_target_by_ffmpeg(
+    replay: tuple[Path, RenderResult], name: str
+) -> None:
     out, result = replay
     integrated, peak = ffmpeg_ebur128(out / name)
     assert abs(integrated - TARGET) <= 0.5, f"{name} reads {integrated} LUFS"
@@ -81,7 +84,7 @@ def test_hls_is_a_vod_playlist_of_6s_fmp4_segments(replay: tuple[Path, RenderRes
     init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', "\n".join(playlist))
     assert init is not None and (out / "hls" / init.group(1)).is_file()
     durations, uris = [], []
-    for line, following in zip(playlist, playlist[1:], strict=False):
+    for line, following in itertools.pairwise(playlist):
         if line.startswith("#EXTINF:"):
             durations.append(float(line[8:].split(",")[0]))
             uris.append(following)
