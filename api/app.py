@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.ratelimit import RateLimiter
 from api.routes import auth, clips, feeds, health, replays, rooms, shows, webhooks
 from api.web import router as web_router
 from core.adapters.db.engine import check_database, make_engine, make_session_factory
@@ -90,6 +91,8 @@ def create_app(settings: Settings, *, deps: ApiDeps | None = None) -> FastAPI:
         responses={503: {"description": "A dependency is unavailable; retry later."}},
     )
     install_error_handlers(app)
+    # Per-process, in-memory request limits (api.ratelimit); tests may swap in a fake clock.
+    app.state.rate_limiter = RateLimiter()
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(rooms.router)

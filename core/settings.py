@@ -278,6 +278,30 @@ class ClipSettings(BaseModel):
         return self
 
 
+class RateLimitSettings(BaseModel):
+    """Per-user and per-address request limits (api.ratelimit). Counted in memory in each API
+    process, so with N API processes a caller may get up to N times these; clips are counted
+    in the database instead (`clips.per_user_limit`)."""
+
+    room_creations: int = Field(
+        default=30, ge=1, description="Rooms one user may create per `room_window_seconds`."
+    )
+    room_window_seconds: float = Field(
+        default=3600.0, gt=0.0, description="Sliding window for room creation, in seconds."
+    )
+    auth_attempts: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "Sign-in and registration attempts per client address, and sign-in attempts per"
+            " account, per `auth_window_seconds`."
+        ),
+    )
+    auth_window_seconds: float = Field(
+        default=300.0, gt=0.0, description="Sliding window for auth attempts, in seconds."
+    )
+
+
 class Settings(BaseSettings):
     """All of Roomcast's configuration; see docs/configuration.md."""
 
@@ -306,6 +330,7 @@ class Settings(BaseSettings):
     live: LiveSettings = Field(default_factory=LiveSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     clips: ClipSettings = Field(default_factory=ClipSettings)
+    limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -28,6 +28,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
 from live.aiortc_seam import SrtpOutlet, opus_packet, srtp_outlet
+from live.send_stats import SendStats
 
 __all__ = [
     "FRAME_TICKS",
@@ -192,8 +193,9 @@ class Forwarder:
     The caller (``MediaRoom``) decides who may be forwarded; this class only moves packets.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stats: SendStats | None = None) -> None:
         self._routes: dict[str, dict[str, ForwardTrack]] = {}
+        self.stats = stats if stats is not None else SendStats()
 
     def connect(self, source: str, destination: str, track: ForwardTrack) -> None:
         """Send ``source``'s packets to ``destination`` on ``track``."""
@@ -229,4 +231,6 @@ class Forwarder:
         taken = 0
         for track in routes.values():
             taken += track.push(source, packet)
+        self.stats.forwarded += taken
+        self.stats.forward_dropped += len(routes) - taken
         return taken

@@ -39,6 +39,7 @@ from live.aiortc_seam import set_stream_id, tap_receiver
 from live.forwarding import Forwarder, ForwardTrack, PacketQueueTrack
 from live.mixer import RoomMixer
 from live.rtc import create_peer_connection, prepare_ice
+from live.send_stats import SendStats
 
 __all__ = [
     "MIX_STREAM_ID",
@@ -133,8 +134,10 @@ class MediaRoom:
         self._on_active_speakers = on_active_speakers
         self._packet_tap = packet_tap
         self._peers: dict[str, _Peer] = {}
-        self._forwarder = Forwarder()
-        self.mixer = RoomMixer(room_id, on_levels=self._on_mixer_levels)
+        #: Packets sent/dropped and server-added latency of this room (metrics, bench/sfu.py).
+        self.send_stats = SendStats()
+        self._forwarder = Forwarder(self.send_stats)
+        self.mixer = RoomMixer(room_id, on_levels=self._on_mixer_levels, stats=self.send_stats)
         self._speaker_config = active_speaker_config
         self._speaker_state = speakers.ActiveSpeakerState()
         self._ext_levels: set[str] = set()
@@ -255,8 +258,10 @@ class MediaRoom:
                 peer.refused += 1
             return
         peer.admitted += 1
-        self._forwarder.forward(participant_id, packet)
-        self.mixer.push(participant_id, packet)
+        if self._forwarder.forward(participant_id, packet):
+            # Sent inline to every destination: this is the whole server-added latency.
+            self.send_stats.forward_latency.observe(time.monotonic() - arrival)
+        self.mixer.push(participant_id, packet, arrival)
         level = speakers.level_from_extension(packet.extensions.audio_level)
         if level is not None:
             self._ext_levels.add(participant_id)
@@ -318,6 +323,7 @@ class MediaRoom:
             if index == len(peer.slots):
                 track = ForwardTrack()
                 transceiver = peer.pc.addTransceiver(track, direction="inactive")
+                track.bind(transceiver)
                 peer.slots.append(_Slot(transceiver, track))
             slot = peer.slots[index]
             if slot.source == source:
@@ -340,6 +346,7 @@ class MediaRoom:
                 return False
             track = self.mixer.attach_listener()
             transceiver = peer.pc.addTransceiver(track, direction="sendonly")
+            self.mixer.bind_listener(track, transceiver)
             set_stream_id(transceiver.sender, MIX_STREAM_ID)
             peer.mix = (transceiver, track)
             return True

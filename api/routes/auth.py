@@ -15,6 +15,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import CurrentUserDep, SessionDep, SettingsDep
+from api.ratelimit import limit_registration, limit_sign_in
 from api.schemas.auth import RegisterRequest, TokenResponse, UserOut, normalize_email
 from api.schemas.errors import error_responses
 from core.adapters.db.models import User
@@ -33,10 +34,12 @@ def _email_taken(email: str) -> Conflict:
     "/auth/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses=error_responses(409, 422),
+    responses=error_responses(409, 422, 429),
+    dependencies=[Depends(limit_registration)],
 )
 def register(body: RegisterRequest, session: SessionDep) -> User:
-    """Create an account. 409 ``email_taken``; 422 ``weak_password`` or ``invalid_input``."""
+    """Create an account. 409 ``email_taken``; 422 ``weak_password`` or ``invalid_input``;
+    429 ``auth_rate_limited``."""
     if session.scalar(sa.select(User.id).where(User.email == body.email)) is not None:
         raise _email_taken(body.email)
     user = User(
@@ -64,7 +67,12 @@ def _bad_credentials() -> Unauthorized:
     return Unauthorized("wrong email or password", code="invalid_credentials")
 
 
-@router.post("/auth/token", response_model=TokenResponse, responses=error_responses(401))
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    responses=error_responses(401, 422, 429),
+    dependencies=[Depends(limit_sign_in)],
+)
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
@@ -72,7 +80,8 @@ def token(
 ) -> TokenResponse:
     """OAuth2 password grant: form fields ``username`` (the email) and ``password``.
 
-    401 ``invalid_credentials`` (with ``WWW-Authenticate: Bearer``) on a wrong pair.
+    401 ``invalid_credentials`` (with ``WWW-Authenticate: Bearer``) on a wrong pair; 429
+    ``auth_rate_limited`` (with ``Retry-After``) past ``limits.auth_attempts``.
     """
     try:
         email = normalize_email(form.username)

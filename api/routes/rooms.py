@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUserDep, OptionalUserDep, SessionDep, SettingsDep
+from api.ratelimit import limit_room_creation
 from api.room_access import (
     OPEN_STATUSES,
     MembershipView,
@@ -82,10 +83,16 @@ def _load(
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=RoomOut, responses=error_responses(401)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RoomOut,
+    responses=error_responses(401, 422, 429),
+    dependencies=[Depends(limit_room_creation)],
 )
 def create_room(body: RoomCreate, user: CurrentUserDep, session: SessionDep) -> Room:
-    """Open a room (``live``) or schedule one (``scheduled``, when the start is in the future)."""
+    """Open a room (``live``) or schedule one (``scheduled``, when the start is in the future).
+
+    429 ``room_rate_limited`` (with ``Retry-After``) past ``limits.room_creations``."""
     now = utcnow()
     room_status = initial_status(body.scheduled_start, now)
     room = Room(

@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, cast, get_args
+from typing import Any, Final, Literal, get_args
 
 from core.errors import InvalidInput
 
@@ -61,7 +61,7 @@ class WebhookEvent:
 def check_event_type(value: str) -> EventType:
     """``value`` as an :data:`EventType`, or ``InvalidInput`` ``unknown_webhook_event``."""
     if value in EVENT_TYPES:
-        return cast(EventType, value)
+        return value
     raise InvalidInput(
         f"unknown webhook event {value!r}; expected one of {', '.join(EVENT_TYPES)}",
         code="unknown_webhook_event",

@@ -9,7 +9,7 @@ import pytest
 from core.clips import ClipWindow, audio_key, plan_clip, waveform_key
 from core.errors import InvalidInput
 
-LIMITS = dict(default_seconds=30.0, max_seconds=60.0)
+LIMITS = {"default_seconds": 30.0, "max_seconds": 60.0}
 
 
 def test_default_and_explicit_lengths() -> None:

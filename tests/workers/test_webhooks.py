@@ -25,7 +25,7 @@ from core.webhooks import events
 from core.webhooks.signing import generate_secret
 from tests.recorder.fake_jobs import RecordingJobQueue
 from tests.support.celery_worker import start_worker, stop_worker
-from tests.workers.webhook_receiver import Receiver, running_receiver
+from tests.workers.webhook_receiver import running_receiver
 from workers.context import WorkerContext
 from workers.tasks.webhooks import run_attempt
 
@@ -275,7 +275,7 @@ def test_delivered_event_is_never_sent_again(
 ) -> None:
     owner = _user(sessions)
     with running_receiver() as receiver:
-        endpoint_id, receiver.secret = _endpoint(sessions, owner, receiver.url)
+        _, receiver.secret = _endpoint(sessions, owner, receiver.url)
         delivery_id = _record(context, owner, _event())
         first = run_attempt(context, delivery_id, 1, schedule=lambda *a: None)
         assert (first.action, first.status, first.http_status) == ("sent", "delivered", 204)

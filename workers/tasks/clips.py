@@ -133,8 +133,8 @@ def mark_failed(context: WorkerContext, clip_id: str) -> None:
     max_retries=MAX_RETRIES,
     soft_time_limit=SOFT_LIMIT_SECONDS,
     time_limit=HARD_LIMIT_SECONDS,
-)
-def render(self: Task, clip_id: str) -> None:  # type: ignore[type-arg]
+)  # type: ignore[untyped-decorator]
+def render(self: Task, clip_id: str) -> None:
     """Render one clip (see the module doc)."""
     context = worker_context(self.app)
     try:

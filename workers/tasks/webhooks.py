@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final, cast
 
 import httpx
 import sqlalchemy as sa
 from celery import Task, shared_task
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from core import jobs
@@ -91,7 +92,7 @@ def run_attempt(
             return AttemptReport("failed", status="failed")
         # The lease: if this process dies mid-attempt, the sweep finds the delivery overdue.
         lease = datetime.fromtimestamp(clock() + 2 * settings.timeout_seconds, UTC)
-        claimed = session.execute(
+        claim = session.execute(
             sa.update(WebhookDelivery)
             .where(
                 WebhookDelivery.id == delivery_id,
@@ -99,7 +100,8 @@ def run_attempt(
                 WebhookDelivery.attempts == attempt - 1,
             )
             .values(attempts=attempt, next_attempt_at=lease)
-        ).rowcount
+        )
+        claimed = cast(CursorResult[Any], claim).rowcount  # an UPDATE's result has a cursor
         session.commit()
         if claimed != 1:
             return AttemptReport("dropped")
@@ -229,8 +231,8 @@ def _failing_since(session: Session, endpoint_id: str) -> float | None:
     )
 
 
-@shared_task(bind=True, name=jobs.WEBHOOK_DELIVER, acks_late=True, ignore_result=True)
-def deliver(self: Task, delivery_id: str, attempt: int = 1) -> None:  # type: ignore[type-arg]
+@shared_task(bind=True, name=jobs.WEBHOOK_DELIVER, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def deliver(self: Task, delivery_id: str, attempt: int = 1) -> None:
     """Attempt ``attempt`` of one delivery; schedules the next attempt itself when needed."""
 
     def schedule(target: str, next_attempt: int, countdown: float) -> None:
@@ -246,8 +248,8 @@ def deliver(self: Task, delivery_id: str, attempt: int = 1) -> None:  # type: ig
     log.info("webhook delivery %s attempt %d: %s", delivery_id, attempt, report)
 
 
-@shared_task(bind=True, name=jobs.WEBHOOK_SWEEP, acks_late=True, ignore_result=True)
-def sweep(self: Task) -> int:  # type: ignore[type-arg]
+@shared_task(bind=True, name=jobs.WEBHOOK_SWEEP, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def sweep(self: Task) -> int:
     """Re-send pending deliveries that were never enqueued or whose attempt was lost."""
     context = worker_context(self.app)
     now = datetime.now(UTC)

@@ -37,10 +37,13 @@ def test_ids_are_deterministic_per_type_and_subject() -> None:
 
 
 def test_occurrence_distinguishes_republications() -> None:
-    common = dict(episode_id="e", show_id="s", replay_id="r", title="t", guid="g", feed_url="u", at=AT)
-    assert events.episode_published(**common).id != events.episode_published(
-        **common, occurrence="2"
-    ).id
+    def publish(occurrence: str) -> str:
+        return events.episode_published(
+            episode_id="e", show_id="s", replay_id="r", title="t", guid="g", feed_url="u", at=AT,
+            occurrence=occurrence,
+        ).id
+
+    assert publish("") != publish("2")
 
 
 def test_payload_follows_the_standard_webhooks_layout() -> None:
