@@ -10,6 +10,7 @@ from typing import Final
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimiter
 from api.routes import auth, clips, feeds, health, replays, rooms, shows, webhooks
@@ -91,6 +92,12 @@ def create_app(settings: Settings, *, deps: ApiDeps | None = None) -> FastAPI:
         responses={503: {"description": "A dependency is unavailable; retry later."}},
     )
     install_error_handlers(app)
+    # Artwork uploads stream under their own, larger cap (api.routes.shows).
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.api.max_body_bytes,
+        exempt=[("PUT", r"/v1/shows/[^/]+/artwork")],
+    )
     # Per-process, in-memory request limits (api.ratelimit); tests may swap in a fake clock.
     app.state.rate_limiter = RateLimiter()
     app.include_router(health.router)

@@ -81,12 +81,21 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(InvalidInput.code, message), status_code=422)
 
 
+#: Codes for the statuses Starlette/FastAPI raise themselves (routing, body parsing, limits).
+_HTTP_CODES: Final[dict[int, str]] = {
+    400: "malformed_request",  # a body that cannot be parsed (e.g. JSON that is not UTF-8)
+    403: Forbidden.code,
+    404: NotFound.code,
+    405: "method_not_allowed",
+    409: Conflict.code,
+    413: "request_too_large",  # api.body_limit
+}
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):
         raise exc
-    code = {404: NotFound.code, 403: Forbidden.code, 409: Conflict.code}.get(
-        exc.status_code, f"http_{exc.status_code}"
-    )
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     return JSONResponse(
         error_body(code, str(exc.detail)),
         status_code=exc.status_code,

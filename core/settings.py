@@ -190,6 +190,14 @@ class ApiSettings(BaseModel):
         default="http://127.0.0.1:8000",
         description="Base URL as users reach it; used for feeds and links.",
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest request body the API reads (413 `request_too_large` above it); uploads"
+            " with their own cap (show artwork, 8 MiB) are exempt."
+        ),
+    )
 
 
 class LiveSettings(BaseModel):

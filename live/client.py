@@ -125,7 +125,8 @@ class RoomClient:
             await ws.close()
             raise ProtocolError("unexpected_message", f"expected a snapshot, got {raw[:80]!r}")
         rtc = RtcSettings(ice_servers=list(ice_servers), host_addresses=list(host_addresses))
-        on_stage = Role(_me(snapshot)["role"]).on_stage if _me(snapshot) else False
+        me = _me(snapshot)
+        on_stage = me is not None and Role(me["role"]).on_stage
         first = publish_track if (always_publish or on_stage) else None
         peer = ClientPeer(rtc, publish=first)
         return cls(ws, peer, snapshot, publish_track=publish_track, always_publish=always_publish)

@@ -52,13 +52,20 @@ class PlayoutBuffer:
     are held; a missing packet yields ``None`` (silence) and playout moves on; after
     ``reset_after`` misses in a row with nothing buffered (the speaker paused, was muted, or
     uses DTX) playout stops and re-prefetches on the next packets, so a pause never turns into
-    added delay. Late packets are dropped; more than ``capacity`` held drops the oldest.
+    added delay. Late packets are dropped; more than ``capacity`` held drops the oldest. When a
+    burst (or a sender clock running fast) leaves more than ``prefetch + slack`` packets
+    waiting, each tick skips one stale packet until the depth is back: latency stays bounded
+    (~``prefetch`` frames) instead of keeping whatever a burst once added.
     """
 
-    def __init__(self, *, prefetch: int = 2, capacity: int = 8, reset_after: int = 5) -> None:
+    def __init__(
+        self, *, prefetch: int = 2, capacity: int = 8, reset_after: int = 5, slack: int = 2
+    ) -> None:
         self.prefetch = prefetch
         self.capacity = capacity
         self.reset_after = reset_after
+        self.slack = slack
+        self.skipped = 0
         self.late = 0
         self.overflowed = 0
         self._packets: dict[int, bytes] = {}
@@ -115,6 +122,13 @@ class PlayoutBuffer:
             if len(self._packets) < self.prefetch:
                 return None
             self._next = min(self._packets)
+        elif len(self._packets) > self.prefetch + self.slack:
+            # Too deep: drop the oldest waiting frame instead of playing it late.
+            self._next = min(self._packets)
+            del self._packets[self._next]
+            self._arrivals.pop(self._next, None)
+            self._next += FRAME_TICKS
+            self.skipped += 1
         payload = self._packets.pop(self._next, None)
         self.last_arrival = self._arrivals.pop(self._next, 0.0)
         self._next += FRAME_TICKS

@@ -21,7 +21,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Final
+from typing import Any, Final
 
 from fastapi import FastAPI
 
@@ -35,7 +35,7 @@ from live.room_session import Connection, RoomSession
 from live.rtc import prepare_ice
 from live.signaling import create_live_router
 
-__all__ = ["LiveNode", "app_from_env", "create_live_app"]
+__all__ = ["LiveNode", "app_from_env", "create_live_app", "mount_live"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,13 @@ class LiveNode:
                 packet_tap=tap,
             )
             self._sessions[claims.room_id] = session
+            try:
+                await session.join(claims, connection)
+            except BaseException:
+                # Nobody got in: do not leave an empty room behind.
+                await session.close(CloseCode.INTERNAL_ERROR)
+                raise
+            return session
         await session.join(claims, connection)
         return session
 
@@ -139,3 +146,21 @@ def create_live_app(settings: Settings, *, node: LiveNode | None = None) -> Fast
 def app_from_env() -> FastAPI:
     """uvicorn factory: settings from ``ROOMCAST_*`` (one build per process)."""
     return create_live_app(load_settings())
+
+
+def mount_live(app: FastAPI, node: LiveNode) -> None:
+    """Serve ``node``'s signaling route from ``app`` too (``roomcast up``: API + live on one
+    port), closing the node's rooms when ``app`` shuts down, after its own lifespan."""
+    app.include_router(create_live_router(node))
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[Any]:
+        try:
+            async with inner(application) as state:
+                yield state
+        finally:
+            await node.close()
+
+    app.router.lifespan_context = lifespan
+    app.state.live_node = node

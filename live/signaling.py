@@ -82,7 +82,7 @@ class WsConnection:
         self.close(CloseCode.NORMAL)
         try:
             await asyncio.wait_for(asyncio.shield(self._writer), FLUSH_TIMEOUT)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer

@@ -101,12 +101,18 @@ def migrate() -> None:
 
 @app.command()
 def live() -> None:
-    """Run a live (WebRTC) node. Not available in this build yet."""
-    _settings("live")
-    _fail(
-        "live",
-        "the live plane is not wired into this build yet; nothing was started",
-        EXIT_DEPENDENCY,
+    """Serve a live node (signaling WebSocket + WebRTC) on ROOMCAST_LIVE__HOST:PORT."""
+    import uvicorn
+
+    from live.node import create_live_app
+
+    settings = _settings("live")
+    application = _guard("live", lambda: create_live_app(settings))
+    uvicorn.run(
+        application,
+        host=settings.live.host,
+        port=settings.live.port,
+        log_level=settings.log_level.lower(),
     )
 
 

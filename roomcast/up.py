@@ -1,10 +1,10 @@
 """``roomcast up``: the whole service on one machine, supervised by one process.
 
 Order of start: migrations, Redis (our own unless ``ROOMCAST_REDIS__URL`` is set), a storage
-check, one Celery worker subprocess, then the API in this process. Stop, on Ctrl-C or SIGTERM,
-in reverse: API, worker, Redis. Children run in their own process groups (a terminal's Ctrl-C
-reaches only us, so we decide the order), are told to die with us (Linux), and are killed when
-they do not stop in time.
+check, one Celery worker subprocess, then the API in this process, with the live node's
+signaling route mounted on it. Stop, on Ctrl-C or SIGTERM, in reverse: API, worker, Redis.
+Children run in their own process groups (a terminal's Ctrl-C reaches only us, so we decide the
+order), are told to die with us (Linux), and are killed when they do not stop in time.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from core.adapters.storage_factory import build_storage
 from core.adapters.subprocesses import die_with_parent, stop_process_group
 from core.errors import DependencyUnavailable
 from core.settings import Settings
+from live.node import LiveNode, mount_live
 from workers.app import worker_argv
 
 WORKER_STOP_SECONDS: Final = 8.0
@@ -114,8 +115,11 @@ def _run(settings: Settings, stack: ExitStack, echo: Callable[[str], None]) -> i
     worker = start_worker(settings)
     stack.callback(stop_process_group, worker, signal.SIGTERM, WORKER_STOP_SECONDS)
 
+    application = create_app(settings)
+    # One process serves API + live: the signaling route joins the API's app and port.
+    mount_live(application, LiveNode(settings))
     config = uvicorn.Config(
-        create_app(settings),
+        application,
         host=settings.api.host,
         port=settings.api.port,
         log_level=settings.log_level.lower(),
@@ -128,7 +132,8 @@ def _run(settings: Settings, stack: ExitStack, echo: Callable[[str], None]) -> i
     ).start()
     echo(
         f"Roomcast is up: API http://{settings.api.host}:{settings.api.port}"
-        f" (readiness /readyz) | redis {settings.redis_url} | worker pid {worker.pid}"
+        f" (readiness /readyz, live rooms ws://{settings.api.host}:{settings.api.port}"
+        f"/v1/rooms/ID/ws) | redis {settings.redis_url} | worker pid {worker.pid}"
         " | Ctrl-C stops everything"
     )
     server.run()

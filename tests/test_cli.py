@@ -53,10 +53,35 @@ def test_production_placeholder_secret_is_refused(tmp_path: Path) -> None:
     assert "ROOMCAST_AUTH__SECRET_KEY" in result.stderr
 
 
-def test_live_is_reserved_and_says_so(tmp_path: Path) -> None:
-    result = run(["live"], tmp_path)
-    assert result.returncode == 1
-    assert "not wired" in result.stderr
+def test_live_serves_healthz_and_the_signaling_route(tmp_path: Path) -> None:
+    import json
+    import signal
+    import urllib.request
+
+    from tests.support.net import wait_for_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
+    env.update(ROOMCAST_VAR_DIR=str(tmp_path / "var"), ROOMCAST_LIVE__PORT=str(port))
+    process = subprocess.Popen(
+        [ROOMCAST, "live"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            assert json.load(answer) == {"status": "ok", "rooms": 0}
+        from websockets.exceptions import ConnectionClosed
+        from websockets.sync.client import connect
+
+        with (
+            connect(f"ws://127.0.0.1:{port}/v1/rooms/r1/ws?token=bad") as ws,
+            pytest.raises(ConnectionClosed) as closed,
+        ):
+            ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
 
 
 def test_migrate_creates_the_embedded_database(tmp_path: Path) -> None:

@@ -142,3 +142,15 @@ def test_latency_histogram_percentiles_and_merge() -> None:
     assert histogram.percentile(100) == BUCKET_BOUNDS[-1]
     both = histogram.merged(LatencyHistogram.from_dict(histogram.to_dict()))
     assert both.total == 202 and both.percentile(50) == p50
+
+
+def test_playout_buffer_catches_up_after_a_burst() -> None:
+    from live.mixer import PlayoutBuffer
+
+    buffer = PlayoutBuffer(prefetch=2, capacity=8, slack=2)
+    for index in range(8):  # a burst: eight frames at once
+        buffer.push(1, index * 960, bytes([index]), arrival=float(index))
+    played = [buffer.pop() for _ in range(6)]
+    # Deeper than prefetch + slack: one stale frame skipped per tick, then steady playout.
+    assert played == [b"\x00", b"\x02", b"\x04", b"\x05", b"\x06", b"\x07"]
+    assert buffer.skipped == 2 and buffer.last_arrival == 7.0

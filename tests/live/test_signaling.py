@@ -6,6 +6,7 @@ offers go unanswered here; tests/live/test_multiparty.py answers them with real 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -35,10 +36,39 @@ def live_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"rtc": rtc, "rooms": rooms})
 
 
+class Sockets:
+    """Open WebSocket sessions, closed before the TestClient stops (its portal waits for them)."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+
+    def open(self, client: TestClient, path: str) -> WebSocketTestSession:
+        context = client.websocket_connect(path)
+        ws = context.__enter__()
+        self._stack.callback(_quietly_exit, context)
+        return ws
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _quietly_exit(context: Any) -> None:
+    with contextlib.suppress(Exception):
+        context.__exit__(None, None, None)
+
+
+_SOCKETS: dict[int, Sockets] = {}
+
+
 @pytest.fixture
 def client(live_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_live_app(live_settings)) as test_client:
-        yield test_client
+        sockets = _SOCKETS[id(test_client)] = Sockets()
+        try:
+            yield test_client
+        finally:
+            sockets.close()
+            del _SOCKETS[id(test_client)]
 
 
 def token(settings: Settings, user: str, role: Role = Role.LISTENER, **kwargs: Any) -> str:
@@ -72,14 +102,13 @@ def recv_until(ws: WebSocketTestSession, kind: str) -> dict[str, Any]:
         assert message["type"] == "offer", f"expected {kind}, got {message}"
 
 
-def join(client: TestClient, join_token: str) -> tuple[Any, WebSocketTestSession, dict[str, Any]]:
-    context = client.websocket_connect(url(join_token))
-    ws = context.__enter__()
+def join(client: TestClient, join_token: str) -> tuple[WebSocketTestSession, dict[str, Any]]:
+    ws = _SOCKETS[id(client)].open(client, url(join_token))
     snapshot = recv(ws)
     assert snapshot["type"] == "snapshot"
     offer = recv(ws)
     assert offer["type"] == "offer" and offer["negotiation"] == 1 and "v=0" in offer["sdp"]
-    return context, ws, snapshot
+    return ws, snapshot
 
 
 def close_code_of(ws: WebSocketTestSession) -> int:
@@ -90,31 +119,43 @@ def close_code_of(ws: WebSocketTestSession) -> int:
 
 
 def refused(client: TestClient, path: str) -> WebSocketDisconnect:
-    with pytest.raises(WebSocketDisconnect) as info:
-        with client.websocket_connect(path) as ws:
-            ws.receive_json()
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect(path) as ws:
+        ws.receive_json()
     return info.value
 
 
 def test_snapshot_then_offer_then_events_to_everyone(
     client: TestClient, live_settings: Settings
 ) -> None:
-    _, host, snapshot = join(client, token(live_settings, "hana", Role.HOST))
+    host, snapshot = join(client, token(live_settings, "hana", Role.HOST))
     assert snapshot["you"] == "hana" and snapshot["host_id"] == "hana"
     assert snapshot["participants"] == [
-        {"user_id": "hana", "display_name": "Hana", "role": "host", "hand_raised": False,
-         "muted": False}
+        {
+            "user_id": "hana",
+            "display_name": "Hana",
+            "role": "host",
+            "hand_raised": False,
+            "muted": False,
+        }
     ]
-    assert snapshot["grants"] == {"subscribe": True, "publish": True, "moderate": True,
-                                  "record": True}
+    assert snapshot["grants"] == {
+        "subscribe": True,
+        "publish": True,
+        "moderate": True,
+        "record": True,
+    }
     assert snapshot["ice_servers"] == [] and snapshot["max_stage"] == 13
 
-    _, ann, snap = join(client, token(live_settings, "ann"))
+    ann, snap = join(client, token(live_settings, "ann"))
     assert [p["user_id"] for p in snap["participants"]] == ["hana", "ann"]
     assert snap["grants"]["publish"] is False
     joined = recv_until(host, "participant_joined")
-    assert joined == {"type": "participant_joined", "user_id": "ann", "display_name": "Ann",
-                      "role": "listener"}
+    assert joined == {
+        "type": "participant_joined",
+        "user_id": "ann",
+        "display_name": "Ann",
+        "role": "listener",
+    }
 
     ann.send_json({"type": "raise_hand", "request_id": "a1"})
     assert recv_until(ann, "hand_raised") == {"type": "hand_raised", "user_id": "ann"}
@@ -122,8 +163,13 @@ def test_snapshot_then_offer_then_events_to_everyone(
     assert recv_until(host, "hand_raised")["user_id"] == "ann"
 
     host.send_json({"type": "bring_up", "target": "ann", "request_id": "h1"})
-    promoted = {"type": "role_changed", "user_id": "ann", "role": "speaker",
-                "previous_role": "listener", "by": "hana"}
+    promoted = {
+        "type": "role_changed",
+        "user_id": "ann",
+        "role": "speaker",
+        "previous_role": "listener",
+        "by": "hana",
+    }
     assert recv_until(host, "role_changed") == promoted
     assert recv_until(host, "ack")["request_id"] == "h1"
     assert recv_until(ann, "role_changed") == promoted
@@ -158,7 +204,7 @@ def test_snapshot_then_offer_then_events_to_everyone(
 def test_bad_messages_get_an_error_and_the_connection_stays_up(
     client: TestClient, live_settings: Settings, raw: str, code: str
 ) -> None:
-    _, host, _ = join(client, token(live_settings, "hana", Role.HOST))
+    host, _ = join(client, token(live_settings, "hana", Role.HOST))
     host.send_text(raw)
     error = recv_until(host, "error")
     assert error["code"] == code
@@ -171,7 +217,7 @@ def test_bad_messages_get_an_error_and_the_connection_stays_up(
 def test_answer_without_pending_offer_is_unexpected(
     client: TestClient, live_settings: Settings
 ) -> None:
-    _, host, _ = join(client, token(live_settings, "hana", Role.HOST))
+    host, _ = join(client, token(live_settings, "hana", Role.HOST))
     host.send_json({"type": "answer", "sdp": "v=0\r\n", "negotiation": 1})
     error = recv_until(host, "error")
     assert error["code"] == "invalid_sdp"  # offer 1 is pending: the bad SDP itself is refused
@@ -180,7 +226,7 @@ def test_answer_without_pending_offer_is_unexpected(
 
 
 def test_oversize_message_closes_with_1009(client: TestClient, live_settings: Settings) -> None:
-    _, host, _ = join(client, token(live_settings, "hana", Role.HOST))
+    host, _ = join(client, token(live_settings, "hana", Role.HOST))
     cap = live_settings.rooms.max_message_bytes
     host.send_text(json.dumps({"type": "ping", "pad": "x" * cap}))
     assert recv_until(host, "error")["code"] == "message_too_big"
@@ -188,7 +234,7 @@ def test_oversize_message_closes_with_1009(client: TestClient, live_settings: Se
 
 
 def test_flooding_closes_with_4008(client: TestClient, live_settings: Settings) -> None:
-    _, host, _ = join(client, token(live_settings, "hana", Role.HOST))
+    host, _ = join(client, token(live_settings, "hana", Role.HOST))
     burst = live_settings.rooms.message_burst
     for _ in range(burst * 2):
         host.send_json({"type": "ping"})
@@ -204,7 +250,7 @@ def test_flooding_closes_with_4008(client: TestClient, live_settings: Settings) 
 def test_a_stream_of_refused_messages_closes_with_4008(
     client: TestClient, live_settings: Settings
 ) -> None:
-    _, host, _ = join(client, token(live_settings, "hana", Role.HOST))
+    host, _ = join(client, token(live_settings, "hana", Role.HOST))
     for _ in range(25):
         host.send_text("garbage")
     assert close_code_of(host) == CloseCode.POLICY_VIOLATION
@@ -213,7 +259,9 @@ def test_a_stream_of_refused_messages_closes_with_4008(
 def test_tokens_are_checked(client: TestClient, live_settings: Settings) -> None:
     good = token(live_settings, "hana", Role.HOST)
     header, payload, signature = good.split(".")
-    tampered = f"{header}.{payload}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}{signature[-1]}"
+    tampered = (
+        f"{header}.{payload}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}{signature[-1]}"
+    )
     expired = token(live_settings, "hana", Role.HOST, now=time.time() - 7200, ttl_seconds=60)
     other_room = token(live_settings, "hana", Role.HOST, room_id="room-2")
     api_token = issue_access_token(live_settings, "hana")
@@ -232,9 +280,9 @@ def test_tokens_are_checked(client: TestClient, live_settings: Settings) -> None
 
 
 def test_removed_user_cannot_rejoin(client: TestClient, live_settings: Settings) -> None:
-    _, host, _ = join(client, token(live_settings, "hana", Role.HOST))
+    host, _ = join(client, token(live_settings, "hana", Role.HOST))
     ann_token = token(live_settings, "ann")
-    _, ann, _ = join(client, ann_token)
+    ann, _ = join(client, ann_token)
     recv_until(host, "participant_joined")
     host.send_json({"type": "remove", "target": "ann", "request_id": "r"})
     left = {"type": "participant_left", "user_id": "ann", "reason": "removed", "by": "hana"}
@@ -246,10 +294,10 @@ def test_removed_user_cannot_rejoin(client: TestClient, live_settings: Settings)
 
 
 def test_newer_connection_replaces_the_older(client: TestClient, live_settings: Settings) -> None:
-    _, host, _ = join(client, token(live_settings, "hana", Role.HOST))
-    _, first, _ = join(client, token(live_settings, "ann"))
+    host, _ = join(client, token(live_settings, "hana", Role.HOST))
+    first, _ = join(client, token(live_settings, "ann"))
     recv_until(host, "participant_joined")
-    _, second, snapshot = join(client, token(live_settings, "ann"))
+    second, snapshot = join(client, token(live_settings, "ann"))
     assert close_code_of(first) == CloseCode.REPLACED
     assert [p["user_id"] for p in snapshot["participants"]] == ["hana", "ann"]
     second.send_json({"type": "raise_hand"})
@@ -259,12 +307,15 @@ def test_newer_connection_replaces_the_older(client: TestClient, live_settings: 
 def test_host_leaving_without_cohost_ends_the_room_after_the_grace(
     client: TestClient, live_settings: Settings
 ) -> None:
-    context, host, _ = join(client, token(live_settings, "hana", Role.HOST))
-    _, ann, _ = join(client, token(live_settings, "ann"))
+    host, _ = join(client, token(live_settings, "hana", Role.HOST))
+    ann, _ = join(client, token(live_settings, "ann"))
     host.send_json({"type": "leave"})
     assert close_code_of(host) == CloseCode.NORMAL
     assert recv_until(ann, "participant_left") == {
-        "type": "participant_left", "user_id": "hana", "reason": "left", "by": None
+        "type": "participant_left",
+        "user_id": "hana",
+        "reason": "left",
+        "by": None,
     }
     started = time.monotonic()
     assert recv_until(ann, "room_ended") == {"type": "room_ended", "reason": "host_left"}
@@ -278,13 +329,45 @@ def test_host_coming_back_during_the_grace_keeps_the_room(
     slow = live_settings.rooms.model_copy(update={"host_grace_seconds": 30.0})
     settings = live_settings.model_copy(update={"rooms": slow})
     with TestClient(create_live_app(settings)) as patient:
+        _SOCKETS[id(patient)] = Sockets()
         host_token = token(settings, "hana", Role.HOST)
-        _, host, _ = join(patient, host_token)
-        _, ann, _ = join(patient, token(settings, "ann"))
+        host, _ = join(patient, host_token)
+        ann, _ = join(patient, token(settings, "ann"))
         host.send_json({"type": "leave"})
         recv_until(ann, "participant_left")
-        _, back, snapshot = join(patient, host_token)
+        back, snapshot = join(patient, host_token)
         assert snapshot["participants"][-1]["role"] == "host"
         assert recv_until(ann, "participant_joined")["role"] == "host"
         back.send_json({"type": "set_recording", "on": True})
         assert recv_until(ann, "recording") == {"type": "recording", "on": True, "by": "hana"}
+        _SOCKETS.pop(id(patient)).close()
+
+
+def test_mount_live_serves_rooms_from_another_app_and_closes_them_on_shutdown(
+    live_settings: Settings,
+) -> None:
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+
+    from live.node import LiveNode, mount_live
+
+    lifecycle: list[str] = []
+
+    @asynccontextmanager
+    async def own_lifespan(_: FastAPI) -> AsyncIterator[None]:
+        lifecycle.append("started")
+        yield
+        lifecycle.append("stopped")
+
+    app = FastAPI(lifespan=own_lifespan)
+    node = LiveNode(live_settings)
+    mount_live(app, node)
+    with TestClient(app) as other:
+        with other.websocket_connect(url(token(live_settings, "hana", Role.HOST))) as host:
+            assert recv(host)["type"] == "snapshot"
+            assert set(node.rooms) == {ROOM}
+        assert lifecycle == ["started"]
+    assert lifecycle == ["started", "stopped"]
+    assert node.rooms == {}

@@ -1,0 +1,34 @@
+"""A quick run of bench/sfu.py: both servers, real processes on 127.0.0.1, numbers come out.
+
+Checks the harness works end to end (speakers published, listeners joined and heard audio, the
+server reported its CPU and latency); no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+from bench.sfu import SideResult, render, run_side
+
+
+def test_quick_run_reports_both_servers(tmp_path: Path) -> None:
+    async def run() -> list[SideResult]:
+        return [
+            await run_side("roomcast", 2, 3, 2, 2.0, tmp_path),
+            await run_side("baseline", 2, 2, 1, 2.0, tmp_path),
+        ]
+
+    ours, baseline = asyncio.run(run())
+    assert ours.listeners_heard == 3 and baseline.listeners_heard == 2
+    assert ours.delivered > 0 and baseline.delivered > 0
+    assert ours.extra["speaker_packets"] > 0  # speakers hear each other, forwarded
+    assert ours.cpu > 0 and baseline.cpu > 0
+    assert len(ours.join) == 5 and all(0 < j < 30_000 for j in ours.join)
+    assert len(ours.ramp_join) == 3
+    assert ours.forward_latency is not None and all(math.isfinite(v) for v in ours.forward_latency)
+    assert ours.mix_latency is not None
+    assert baseline.forward_latency is None
+    table = render([ours, baseline], "python -m bench.sfu --quick", "test")
+    assert "Ratio (baseline / roomcast)" in table and "| roomcast | baseline |" in table
