@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.report import machine_line, markdown_table, median, percentile, write_section
+from bench.report import machine_line, markdown_table, median, write_section
 
 ROOM = "bench-room"
 #: Listeners that join the full room one at a time, after the window, to time a join.
@@ -64,7 +64,12 @@ def process_stats() -> dict[str, float]:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) * 1024
-    return {"cpu": usage.ru_utime + usage.ru_stime, "rss": float(rss), "at": time.monotonic()}
+    return {
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "sys": usage.ru_stime,
+        "rss": float(rss),
+        "at": time.monotonic(),
+    }
 
 
 def bench_settings(secret: str) -> Any:
@@ -93,8 +98,19 @@ async def serve_app(app: Any, port: int, extra: Callable[[], dict[str, Any]]) ->
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    profile_to = os.environ.get("BENCH_SFU_PROFILE")  # a developer aid: cProfile the window
+    profiler = None
     while True:
         line = (await reader.readline()).decode().strip()
+        if line == "stats" and profile_to:
+            import cProfile
+
+            if profiler is None:
+                profiler = cProfile.Profile()
+                profiler.enable()
+            else:
+                profiler.disable()
+                profiler.dump_stats(profile_to)
         if line == "stats":
             print("stats " + json.dumps({**process_stats(), **extra()}), flush=True)
         elif line in ("quit", ""):
@@ -173,7 +189,7 @@ class Proc:
                 self.process.stdin.close()
         try:
             await asyncio.wait_for(self.process.wait(), 20)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             self.process.kill()
             await self.process.wait()
 
@@ -204,6 +220,7 @@ class SideResult:
     seconds: float
     cpu_base: float  # CPU seconds per second with speakers only
     cpu: float  # CPU seconds per second with everyone
+    sys_share: float  # of which in the kernel (loopback UDP delivery is charged to the sender)
     delivered: int  # packets the clients received in the window
     lost_per_listener: float
     loss_fraction: float
@@ -286,7 +303,7 @@ async def run_side(
     secret = secrets.token_urlsafe(32)
     port = _free_port()
     module = "bench.sfu" if side == "roomcast" else "bench.sfu_baseline"
-    server_args = ["-m", module, "--serve", side, "--port", str(port), "--secret", secret]
+    server_args = ["-m", module, "--serve", side, "--port", str(port), f"--secret={secret}"]
     server = await _spawn(f"{side} server", server_args, logs / f"{side}-server.log")
     children: list[Proc] = []
     try:
@@ -331,9 +348,10 @@ async def run_side(
         probe_file = logs / f"{side}-tokens-probes.json"
         probe_file.write_text(json.dumps(_probe_tokens(secret, PROBES)))
         probe = await _spawn(f"{side} probes", [*load, "--tokens", str(probe_file),
-                             "--concurrency", "1"], logs / f"{side}-probes.log")
+                             "--concurrency", "1", "--join-timeout", "10"],
+                             logs / f"{side}-probes.log")
         children.append(probe)
-        probed = json.loads(await probe.expect("ready", 120))
+        probed = json.loads(await probe.expect("ready", 60 + PROBES * 15))
         join = [1000 * t for t in probed["joins"].values() if t is not None]
         elapsed = server_b["at"] - server_a["at"]
         diagnostics = {
@@ -355,6 +373,8 @@ async def run_side(
             seconds=elapsed,
             cpu_base=cpu_base,
             cpu=(server_b["cpu"] - server_a["cpu"]) / elapsed,
+            sys_share=(server_b["sys"] - server_a["sys"])
+            / max(1e-9, server_b["cpu"] - server_a["cpu"]),
             delivered=delivered,
             lost_per_listener=sum(lost) / max(1, listeners),
             loss_fraction=sum(lost) / max(1, expected_total),
@@ -385,7 +405,10 @@ def render(results: list[SideResult], command: str, load: str) -> str:
         ("listeners that heard audio", lambda r: r.listeners_heard),
         ("server CPU, % of one core (speakers only)", lambda r: 100 * r.cpu_base),
         ("server CPU, % of one core (everyone)", lambda r: 100 * r.cpu),
-        ("CPU per listener, ms per second", lambda r: r.cpu_per_listener_ms),
+        ("  of which in the kernel (sys), %", lambda r: 100 * r.sys_share),
+        ("CPU per listener, ms per second (total / L)", lambda r: r.cpu_per_listener_ms),
+        ("CPU per added listener, ms per second ((everyone − speakers only) / L)",
+         lambda r: 1000 * (r.cpu - r.cpu_base) / max(1, r.listeners)),
         ("listeners per core at that cost", lambda r: 1000 / max(1e-9, r.cpu_per_listener_ms)),
         ("CPU per delivered packet, µs", lambda r: r.cpu_per_packet_us),
         ("packets lost per listener (window)", lambda r: r.lost_per_listener),

@@ -32,6 +32,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aioice.stun
@@ -66,7 +67,7 @@ class SeqTracker:
         delta = (sequence - self.highest) % _SEQ
         if delta < _SEQ // 2:
             self.highest += delta
-        elif self.highest - ((_SEQ - delta)) < self.first:
+        elif self.highest - (_SEQ - delta) < self.first:
             self.first = self.highest - (_SEQ - delta)
 
     @property
@@ -274,7 +275,7 @@ async def _control(participants: list[Participant], stop: asyncio.Event) -> None
 async def run(args: argparse.Namespace) -> int:
     aioice.stun.RETRY_MAX, aioice.stun.RETRY_RTO = 2, 0.2  # loopback: fail fast, as in tests
     rtc = RtcSettings(host_addresses=["127.0.0.1"], ice_servers=[])
-    pairs: list[list[str]] = json.loads(open(args.tokens).read())
+    pairs: list[list[str]] = json.loads(Path(args.tokens).read_text())
     participants = [Participant(args.url, args.room, u, t, rtc) for u, t in pairs]
     stop = asyncio.Event()
     if args.mode == "speakers":

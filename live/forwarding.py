@@ -32,10 +32,10 @@ from live.send_stats import SendStats
 
 __all__ = [
     "FRAME_TICKS",
+    "RTP_HEADER",
     "ForwardTrack",
     "Forwarder",
     "PacketQueueTrack",
-    "RTP_HEADER",
     "TimestampRebaser",
     "unwrap_delta",
 ]

@@ -59,7 +59,7 @@ class LatencyHistogram:
         counts = data["counts"]
         total, sum_seconds = data["total"], data["sum"]
         if not isinstance(counts, list) or not isinstance(total, int):
-            raise ValueError("not a histogram")
+            raise TypeError("not a histogram")
         return cls([int(c) for c in counts], total, float(sum_seconds))  # type: ignore[arg-type]
 
 

@@ -11,6 +11,7 @@ Adding a route without adding its row makes :func:`test_every_route_has_a_row` f
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
@@ -41,8 +42,10 @@ from tests.hardening.world import (
 
 Expect = tuple[int, int, int, int, int, int, int]
 ALL_200: Final[Expect] = (200,) * 7
-#: anonymous 401, every signed-in caller ``ok``.
+
+
 def signed_in(ok: int) -> Expect:
+    """Anonymous 401, every signed-in caller ``ok``."""
     return (401, ok, ok, ok, ok, ok, ok)
 
 
@@ -177,8 +180,6 @@ def app_routes(app: Any) -> set[str]:
 @pytest.fixture(scope="module")
 def module_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     with pytest.MonkeyPatch.context() as patch:
-        import os
-
         for name in list(os.environ):
             if name.startswith("ROOMCAST_") and name != "ROOMCAST_TEST_DATABASE_URL":
                 patch.delenv(name, raising=False)

@@ -90,8 +90,9 @@ def problems_in(operation: str, response: Any) -> list[Problem]:
             error = json.loads(response.content)["error"]
             if not (isinstance(error["code"], str) and isinstance(error["message"], str)):
                 raise TypeError("code and message must be strings")
-            if not error["code"]:
-                raise ValueError("empty code")
+            if not error["code"] or error["code"].startswith("http_"):
+                # http_<status> is the fallback for statuses without a documented code.
+                raise ValueError(f"undocumented code {error['code']!r}")
         except (ValueError, KeyError, TypeError) as exc:
             found.append(f"error body not in the documented shape: {exc!r}")
     if status == 429 and "retry-after" not in {k.lower() for k in response.headers}:
@@ -164,3 +165,40 @@ def test_every_operation_survives_hostile_input(app: MediaApp, schema: Any) -> N
     assert sent >= len(operations) * 2
     unique = {(p.operation, p.rule, p.status): p for p in problems}
     assert not unique, "\n".join(str(p) for p in unique.values())
+
+
+@dataclass
+class _Request:
+    method: str
+    url: str = "http://testserver/x"
+
+
+@dataclass
+class _Response:
+    status_code: int
+    content: bytes
+    request: _Request
+    headers: dict[str, str]
+
+
+@pytest.mark.parametrize(
+    ("operation", "status", "content", "headers", "rules"),
+    [
+        ("GET /v1/rooms", 200, b"{}", {}, []),
+        ("GET /v1/rooms", 500, b"Internal Server Error", {}, ["server error", "shape"]),
+        ("GET /readyz", 503, b'{"status": "unavailable"}', {}, []),
+        ("GET /v1/me", 401, b'{"error": {"code": "x", "message": "m"}}', {}, []),
+        ("GET /v1/me", 401, b'{"detail": "Not authenticated"}', {}, ["shape"]),
+        ("GET /v1/me", 400, b'{"error": {"code": "http_400", "message": "m"}}', {}, ["shape"]),
+        ("POST /v1/rooms", 429, b'{"error": {"code": "r", "message": "m"}}', {}, ["429"]),
+        ("POST /v1/rooms", 429, b'{"error": {"code": "r", "message": "m"}}', {"Retry-After": "3"}, []),
+    ],
+)
+def test_the_rules_catch_what_they_should(
+    operation: str, status: int, content: bytes, headers: dict[str, str], rules: list[str]
+) -> None:
+    response = _Response(status, content, _Request(operation.split()[0]), headers)
+    found = [problem.rule for problem in problems_in(operation, response)]
+    assert len(found) == len(rules)
+    for rule, expected in zip(found, rules, strict=True):
+        assert expected in rule

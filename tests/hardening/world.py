@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import Final
 
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from core import clips

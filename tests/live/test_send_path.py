@@ -7,6 +7,7 @@ authenticated and unchanged, at an unmodified aiortc receiver.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 
 import aiortc
@@ -94,9 +95,9 @@ def test_bound_forward_track_sends_directly_and_datagram_tap_counts(rtc: RtcSett
     assert len(raw) == 10
     headers = [RTP_HEADER.unpack_from(data) for data in raw]
     sequences = [h[2] for h in headers]
-    assert [(b - a) % 65536 for a, b in zip(sequences, sequences[1:], strict=False)] == [1] * 9
+    assert [(b - a) % 65536 for a, b in itertools.pairwise(sequences)] == [1] * 9
     timestamps = [h[3] for h in headers]
-    assert {(b - a) % 2**32 for a, b in zip(timestamps, timestamps[1:], strict=False)} == {960}
+    assert {(b - a) % 2**32 for a, b in itertools.pairwise(timestamps)} == {960}
 
 
 def test_room_counts_sent_packets_and_server_added_latency(rtc: RtcSettings) -> None:
