@@ -6,6 +6,7 @@
     ├── ConfigurationError        invalid settings; entry points print one line and exit 2
     │   └── MediaSeamMoved        installed aiortc/aioice lack the private names live/ relies on
     ├── DependencyUnavailable     Redis / database / storage cannot be reached (HTTP 503)
+    │   └── NoLiveNode            no live node is up that may open (or serve) that room
     ├── InvalidInput              the caller sent something we refuse (HTTP 400/422)
     │   ├── InvalidObjectKey      a storage key with '..', an absolute path or control characters
     │   ├── InvalidAudio          samples of the wrong shape, rate or type for an audio function
@@ -70,6 +71,12 @@ class DependencyUnavailable(RoomcastError):
     def __init__(self, dependency: str, message: str) -> None:
         super().__init__(f"{dependency}: {message}")
         self.dependency = dependency
+
+
+class NoLiveNode(DependencyUnavailable):
+    """The live registry lists no node able to open or serve the room (docs/scaling.md)."""
+
+    code = "no_live_node"
 
 
 class InvalidInput(RoomcastError):

@@ -48,6 +48,15 @@ class RedisSettings(BaseModel):
         le=65535,
         description="Port of the Redis that `roomcast up` starts itself (0: pick a free port).",
     )
+    visibility_timeout_seconds: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Seconds before Redis re-delivers a task a worker took but never acknowledged (a"
+            " killed worker). 0: the longest task time limit plus a margin. Set it lower only"
+            " in tests: a task running longer is delivered again while it runs."
+        ),
+    )
 
 
 class StorageSettings(BaseModel):
@@ -153,6 +162,24 @@ class RoomSettings(BaseModel):
         default=13, ge=1, le=100, description="Most people on stage (host + co-hosts + speakers)."
     )
     max_cohosts: int = Field(default=2, ge=0, le=20, description="Most co-hosts per room.")
+    max_participants: int = Field(
+        default=5000,
+        ge=2,
+        le=1_000_000,
+        description=(
+            "Most people present in one room (host included); a join beyond it closes with 4013"
+            " (`room_full`). The host may always come back."
+        ),
+    )
+    hand_raises_per_minute: int = Field(
+        default=10,
+        ge=1,
+        le=600,
+        description=(
+            "`raise_hand` messages one participant may send per minute (a token bucket, burst"
+            " of the same size); more get the error `rate_limited`."
+        ),
+    )
     host_grace_seconds: float = Field(
         default=60.0,
         ge=0.0,
@@ -205,6 +232,36 @@ class LiveSettings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="Address `roomcast live` listens on.")
     port: int = Field(default=8001, ge=0, le=65535, description="Port `roomcast live` listens on.")
+    node_id: str = Field(
+        default="",
+        max_length=64,
+        description=(
+            "This live node's id in the Redis registry (docs/scaling.md). Empty: the host name"
+            " and port, which is unique on one machine."
+        ),
+    )
+    role: Literal["origin", "edge", "auto"] = Field(
+        default="auto",
+        description=(
+            "`origin`: opens rooms and receives speakers; `edge`: never opens a room, serves"
+            " listeners of rooms whose origin is another node; `auto`: both."
+        ),
+    )
+    heartbeat_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often a clustered live node refreshes its entry and rooms in Redis.",
+    )
+    node_ttl_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description=(
+            "A node (and the rooms it holds) drops out of the registry this long after its last"
+            " heartbeat; keep it a few heartbeats long."
+        ),
+    )
 
 
 class WebhookSettings(BaseModel):

@@ -34,11 +34,12 @@ from core.protocol import (
     to_command,
 )
 from core.protocol.close_codes import CloseCode
-from core.protocol.messages import AnswerMsg, ClientMessage, Offer, PingMsg
+from core.protocol.messages import AnswerMsg, ClientMessage, Offer, PingMsg, RaiseHandMsg
 from core.rooms import Event, Join, Leave, RoomPolicy, RoomState, apply, open_room, rule_error, tick
 from core.settings import Settings
 from core.tokens import JoinClaims
 from live.media_room import MediaRoom, PacketTap
+from live.rate_limit import TokenBucket, per_minute, retry_after, take
 from live.session_effects import (
     CloseConnection,
     DropMedia,
@@ -95,6 +96,9 @@ class RoomSession:
         self._connections: dict[str, Connection] = {}
         #: user → number of the offer awaiting an answer (to tell stale from unexpected).
         self._offered: dict[str, int] = {}
+        #: user → their raise_hand bucket; kept across reconnects so rejoining does not refill it.
+        self._hands: dict[str, TokenBucket] = {}
+        self._hands_per_minute = settings.rooms.hand_raises_per_minute
         self._media = MediaRoom(
             room_id,
             settings.rtc,
@@ -152,7 +156,8 @@ class RoomSession:
             connection.send(self._encode(snapshot_for(self._state, user, ice_servers=self._ice)))
             self._broadcast(events, exclude=user)
             participant = self._state.get(user)
-            if participant is not None:
+            # An edge node (live/edge.py) terminates that user's media itself.
+            if participant is not None and not getattr(connection, "media_elsewhere", False):
                 await self._media.add_participant(user, media_role(participant.role))
                 if participant.muted:
                     self._media.set_muted(user, True)
@@ -170,6 +175,8 @@ class RoomSession:
                 return
             if isinstance(message, AnswerMsg):
                 await self._answer(connection, message)
+                return
+            if isinstance(message, RaiseHandMsg) and not self._may_raise_hand(connection, message):
                 return
             command = to_command(message)
             if command is None:  # every other message maps to a command
@@ -225,6 +232,18 @@ class RoomSession:
             return
         if request_id is not None:
             connection.send(self._encode(Ack(request_id)))
+
+    def _may_raise_hand(self, connection: Connection, message: RaiseHandMsg) -> bool:
+        """Spend one of the user's hand raises, or answer ``rate_limited`` (nothing changes)."""
+        user, now = connection.user_id, self._clock()
+        bucket = self._hands.get(user) or per_minute(self._hands_per_minute, now)
+        bucket, allowed = take(bucket, now)
+        self._hands[user] = bucket
+        if not allowed:
+            wait = retry_after(bucket)
+            text = f"at most {self._hands_per_minute} raise_hand a minute; retry in {wait:.1f} s"
+            connection.send(self._encode(ErrorMessage("rate_limited", text, message.request_id)))
+        return allowed
 
     async def _commit(
         self, events: list[Event], ack: tuple[Connection, str | None] | None = None

@@ -52,6 +52,7 @@ class WsConnection:
         self._items: deque[str] = deque()
         self._wake = asyncio.Event()
         self.close_code: CloseCode | None = None
+        self.media_elsewhere = False
         self.close_reason = ""
         self._writer = asyncio.get_running_loop().create_task(
             self._write(), name=f"ws-writer-{user_id}"
@@ -115,7 +116,9 @@ def create_live_router(node: LiveNode) -> APIRouter:
     return router
 
 
-async def _serve(node: LiveNode, websocket: WebSocket, room_id: str, token: str) -> None:
+async def _serve(
+    node: LiveNode, websocket: WebSocket, room_id: str, token: str, *, media_elsewhere: bool = False
+) -> None:
     settings = node.settings
     # Accepted first: a close frame (and its code) can only follow an accepted handshake.
     await websocket.accept()
@@ -127,6 +130,8 @@ async def _serve(node: LiveNode, websocket: WebSocket, room_id: str, token: str)
         await websocket.close(int(CloseCode.UNAUTHORIZED), exc.code)
         return
     connection = WsConnection(websocket, claims.user_id)
+    # Relayed by an edge node that holds this user's media (live/relay.py): no peer here.
+    connection.media_elsewhere = media_elsewhere
     try:
         session = await node.admit(claims, connection)
     except RoomcastError as exc:

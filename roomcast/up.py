@@ -1,8 +1,10 @@
 """``roomcast up``: the whole service on one machine, supervised by one process.
 
 Order of start: migrations, Redis (our own unless ``ROOMCAST_REDIS__URL`` is set), a storage
-check, one Celery worker subprocess, then the API in this process, with the live node's
-signaling route mounted on it. Stop, on Ctrl-C or SIGTERM, in reverse: API, worker, Redis.
+check, two Celery worker subprocesses (one on the default queue, one on the media queue, each
+with one pool process, so an hour of mixing never delays a readiness ping, a webhook or a clip),
+then the API in this process, with the live node's signaling route mounted on it. Stop, on
+Ctrl-C or SIGTERM, in reverse: API, workers, Redis.
 Children run in their own process groups (a terminal's Ctrl-C reaches only us, so we decide the
 order), are told to die with us (Linux), and are killed when they do not stop in time.
 """
@@ -23,6 +25,7 @@ from typing import Final
 import uvicorn
 
 from api.app import create_app
+from core import jobs
 from core.adapters.db.migrate import upgrade
 from core.adapters.redis_process import RedisProcess, ping_redis
 from core.adapters.storage_factory import build_storage
@@ -57,11 +60,15 @@ def check_port_free(host: str, port: int, what: str, variable: str) -> None:
             ) from exc
 
 
-def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    """One Celery worker (both queues, concurrency 1) talking to ``settings.redis_url``."""
+#: One worker process per queue, each with one pool process.
+WORKER_QUEUES: Final[tuple[str, ...]] = (jobs.DEFAULT_QUEUE, jobs.MEDIA_QUEUE)
+
+
+def start_worker(settings: Settings, queue: str) -> subprocess.Popen[bytes]:
+    """One Celery worker on ``queue`` (concurrency 1) talking to ``settings.redis_url``."""
     env = dict(os.environ, ROOMCAST_REDIS__URL=settings.redis_url)
     command = [sys.executable, "-m", "celery", "-A", "workers.celery_entry"]
-    command += worker_argv(settings, concurrency=1)
+    command += worker_argv(settings, concurrency=1, queues=(queue,))
     return subprocess.Popen(
         command,
         env=env,
@@ -112,8 +119,10 @@ def _run(settings: Settings, stack: ExitStack, echo: Callable[[str], None]) -> i
 
     build_storage(settings).check()
 
-    worker = start_worker(settings)
-    stack.callback(stop_process_group, worker, signal.SIGTERM, WORKER_STOP_SECONDS)
+    workers: dict[str, subprocess.Popen[bytes]] = {}
+    for queue in WORKER_QUEUES:
+        workers[queue] = start_worker(settings, queue)
+        stack.callback(stop_process_group, workers[queue], signal.SIGTERM, WORKER_STOP_SECONDS)
 
     application = create_app(settings)
     # One process serves API + live: the signaling route joins the API's app and port.
@@ -127,17 +136,20 @@ def _run(settings: Settings, stack: ExitStack, echo: Callable[[str], None]) -> i
     )
     server = uvicorn.Server(config)
     died: list[int] = []
-    threading.Thread(
-        target=_watch_worker, args=(worker, server, died), name="worker-watch", daemon=True
-    ).start()
+    for queue, worker in workers.items():
+        threading.Thread(
+            target=_watch_worker, args=(worker, server, died), name=f"worker-watch-{queue}",
+            daemon=True,
+        ).start()  # fmt: skip
+    pids = ", ".join(f"{worker.pid} ({queue})" for queue, worker in workers.items())
     echo(
         f"Roomcast is up: API http://{settings.api.host}:{settings.api.port}"
         f" (readiness /readyz, live rooms ws://{settings.api.host}:{settings.api.port}"
-        f"/v1/rooms/ID/ws) | redis {settings.redis_url} | worker pid {worker.pid}"
+        f"/v1/rooms/ID/ws) | redis {settings.redis_url} | worker pids {pids}"
         " | Ctrl-C stops everything"
     )
     server.run()
     if died:
-        echo(f"roomcast up: the worker exited with code {died[0]}; stopping")
+        echo(f"roomcast up: a worker exited with code {died[0]}; stopping")
         return 1
     return 0

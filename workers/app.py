@@ -24,15 +24,25 @@ def create_app(settings: Settings) -> Celery:
 
 
 def worker_argv(
-    settings: Settings, *, concurrency: int = 1, loglevel: str | None = None
+    settings: Settings,
+    *,
+    concurrency: int = 1,
+    loglevel: str | None = None,
+    queues: tuple[str, ...] = jobs.QUEUES,
 ) -> list[str]:
-    """Arguments for ``app.worker_main``: both queues, ``concurrency`` pool processes."""
+    """Arguments for ``app.worker_main``: ``queues`` (default: all), ``concurrency`` pool
+    processes. The node name carries the queues, so two workers on one host do not clash."""
+    for queue in queues:
+        jobs.check_queue(queue)
+    if not queues:
+        raise ValueError("a worker needs at least one queue")
+    name = "roomcast" if tuple(queues) == jobs.QUEUES else "roomcast-" + "-".join(queues)
     return [
         "worker",
-        "--queues", ",".join(jobs.QUEUES),
+        "--queues", ",".join(queues),
         "--concurrency", str(concurrency),
         "--loglevel", (loglevel or settings.log_level).upper(),
-        "--hostname", "roomcast@%h",
+        "--hostname", f"{name}@%h",
         "--without-gossip",
         "--without-mingle",
     ]  # fmt: skip

@@ -24,7 +24,16 @@ SOCKET_TIMEOUT_SECONDS = 10.0
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for ``settings`` (broker and results on the same Redis)."""
     url = settings.redis_url
-    visibility = jobs.visibility_timeout(jobs.DEFAULT_LIMITS, jobs.MEDIA_LIMITS)
+    visibility = settings.redis.visibility_timeout_seconds or jobs.visibility_timeout(
+        jobs.DEFAULT_LIMITS, jobs.MEDIA_LIMITS
+    )
+    restore: dict[str, int] = {}
+    if settings.redis.visibility_timeout_seconds:
+        # A short timeout is only useful if abandoned messages are looked for as often.
+        restore = {
+            "unacked_restore_interval": max(1, visibility // 4),
+            "unacked_restore_throttle": 1,
+        }
     return {
         "broker_url": url,
         "result_backend": url,
@@ -55,6 +64,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "visibility_timeout": visibility,
             "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
             "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+            **restore,
         },
         "result_backend_transport_options": {
             "visibility_timeout": visibility,

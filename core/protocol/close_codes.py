@@ -42,6 +42,8 @@ class CloseCode(IntEnum):
     REPLACED = 4009
     #: The room ended (the host ended it, or the host left and the grace period ran out).
     ROOM_ENDED = 4010
+    #: The room holds its maximum number of participants; try again later.
+    ROOM_FULL = 4013
 
 
 #: One line per code, used by docs/protocol.md and by close frames' reason text.
@@ -56,6 +58,7 @@ DESCRIPTIONS: dict[CloseCode, str] = {
     CloseCode.POLICY_VIOLATION: "flooding or repeated protocol abuse",
     CloseCode.REPLACED: "replaced by a newer connection of the same user",
     CloseCode.ROOM_ENDED: "the room has ended",
+    CloseCode.ROOM_FULL: "the room is full (`room_full`); try again later",
 }
 
 
@@ -63,7 +66,7 @@ def close_code_for(error: BaseException) -> CloseCode:
     """The close code for an error that ends a connection while joining.
 
     Token errors → 4001; a removed user → 4003; an unknown room → 4004; an ended room → 4010;
-    anything else → 1011.
+    a full room → 4013; anything else → 1011.
     """
     if isinstance(error, (Unauthorized, InvalidToken)):
         return CloseCode.UNAUTHORIZED
@@ -72,6 +75,8 @@ def close_code_for(error: BaseException) -> CloseCode:
             return CloseCode.ROOM_ENDED
         if error.code == "removed_from_room":
             return CloseCode.FORBIDDEN
+        if error.code == "room_full":
+            return CloseCode.ROOM_FULL
     if isinstance(error, NotFound):
         return CloseCode.ROOM_NOT_FOUND
     if isinstance(error, Forbidden):

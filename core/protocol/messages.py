@@ -36,6 +36,10 @@ PROTOCOL_CODES: Final[dict[str, str]] = {
     "invalid_fields": "A field is missing, of the wrong type or out of range.",
     "unexpected_answer": "An `answer` arrived while no offer was pending.",
     "stale_answer": "The `answer`'s `negotiation` is not the pending offer's.",
+    "invalid_sdp": "The `answer`'s SDP cannot be applied; the offer stays pending.",
+    "negotiation_mismatch": "The media plane awaits an answer to another offer.",
+    "participant_not_found": "The sender has no media in the room (it is leaving).",
+    "rate_limited": "Too many of this action (`raise_hand`); `message` says when to retry.",
 }
 
 UserId = Annotated[str, Field(min_length=1, max_length=128)]

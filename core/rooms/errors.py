@@ -43,6 +43,7 @@ RULE_CODES: Final[dict[str, tuple[type[RoomRuleError], str]]] = {
         "Only the speakers themselves may unmute their microphone.",
     ),
     "stage_full": (RoomStateConflict, "The stage holds its maximum number of people."),
+    "room_full": (RoomStateConflict, "The room holds its maximum number of participants."),
     "too_many_cohosts": (RoomStateConflict, "The room has its maximum number of co-hosts."),
     "not_a_listener": (RoomStateConflict, "The user is already on stage."),
     "not_on_stage": (RoomStateConflict, "The user is not on stage."),

@@ -8,7 +8,8 @@ period is over; the live plane calls it on a timer. Neither reads a clock nor do
 Invariants (property-tested): while live there is exactly one host present, or none and a
 deadline set (the grace period, with no co-host present); the stage never exceeds
 ``policy.max_stage`` nor the co-hosts ``policy.max_cohosts``; removed users are never present;
-pending invitations and raised hands belong to present listeners; only stage members are muted.
+pending invitations and raised hands belong to present listeners; only stage members are muted;
+nobody but the host joins a room holding ``policy.max_participants``.
 """
 
 from __future__ import annotations
@@ -184,8 +185,10 @@ def _join(state: RoomState, actor: str, display_name: str, now: float) -> Result
         raise rule_error("removed_from_room")
     if actor in state:
         raise rule_error("already_in_room")
-    # The host coming back during the grace period takes the room back.
+    # The host coming back during the grace period takes the room back, full or not.
     role = Role.HOST if actor == state.host_id else Role.LISTENER
+    if role is not Role.HOST and len(state.participants) >= state.policy.max_participants:
+        raise rule_error("room_full", f"{state.policy.max_participants} present")
     person = Participant(actor, name, role, joined_at=now, role_since=now)
     state = state.with_participant(person)
     if role is Role.HOST:

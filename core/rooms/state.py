@@ -26,6 +26,8 @@ class RoomPolicy:
     host_grace_seconds: float = 60.0
     #: Longest chapter marker title, in characters.
     max_marker_title: int = 200
+    #: Most people present at once (host included); the host may always come back.
+    max_participants: int = 5000
 
     def __post_init__(self) -> None:
         if self.max_cohosts < 0:
@@ -39,6 +41,8 @@ class RoomPolicy:
             raise InvalidInput("host_grace_seconds must be ≥ 0", code="invalid_room_policy")
         if self.max_marker_title < 1:
             raise InvalidInput("max_marker_title must be ≥ 1", code="invalid_room_policy")
+        if self.max_participants < 1:
+            raise InvalidInput("max_participants must be ≥ 1", code="invalid_room_policy")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RoomPolicy:
@@ -48,6 +52,7 @@ class RoomPolicy:
             max_cohosts=rooms.max_cohosts,
             max_stage=rooms.max_stage,
             host_grace_seconds=rooms.host_grace_seconds,
+            max_participants=rooms.max_participants,
         )
 
 

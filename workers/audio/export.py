@@ -97,8 +97,13 @@ def export_manifest(
     return replace(result, outputs={chosen: info})
 
 
-#: Share of the progress bar each stage fills (decode, mix+encode, re-measure).
-_STAGES = {"decode": (0.0, 0.45), "mix": (0.45, 0.92), "measure": (0.92, 1.0)}
+#: Share of the progress bar each stage fills.
+_STAGES = {
+    "decode": (0.0, 0.35),
+    "mix": (0.35, 0.6),
+    "encode": (0.6, 0.92),
+    "measure": (0.92, 1.0),
+}
 
 
 def export_with_progress(

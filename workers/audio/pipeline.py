@@ -1,10 +1,12 @@
 """``render_replay``: a recording manifest in, a directory of finished replay outputs out.
 
-decode + place + spill + meter (pass 1) → per-speaker levelling gains and the mix's
-normalisation gain, decided from the meter → mix + true-peak limit + encode every format at once
-(pass 2) → re-measure every encoded output by decoding it → correct any lossy output that missed
-the target by more than ``tolerance_lu`` (re-encoded once with the measured error taken off) →
-stems zip, waveform, speaker timeline, chapters, ``render.json`` → publish.
+Pass 1, decode + place + spill + meter → per-speaker levelling gains and the mix's
+normalisation gain, decided from the meter → pass 2, mix + true-peak limit into a programme
+spill (metered) and the FLAC stems → pass 3, the programme trimmed onto the target (the
+limiter took a little loudness off the peaks) into every encoder at once → re-measure every
+encoded output by decoding it → re-encode (encoder only) any lossy output that missed the
+target by more than ``tolerance_lu`` → zip stems, waveform, speaker timeline, chapters,
+``render.json`` → publish.
 
 Everything is written into a staging directory inside ``out_dir`` and moved into place only when
 all of it succeeded, so a reader never finds a half-written output; on any error the staging
@@ -50,11 +52,13 @@ from workers.audio.render import (
     SAMPLE_RATE,
     DecodedRoom,
     MixGains,
+    ProgrammeRecorder,
     Progress,
     Sink,
     decode_pass,
     mix_pass,
     plan_tracks,
+    programme_pass,
 )
 from workers.audio.sources import SegmentSource
 
@@ -232,12 +236,34 @@ def _produce(
         mix_lufs, float("-inf"), target_lufs=opts.target_lufs, ceiling_dbtp=opts.ceiling_dbtp
     )
     ceiling = opts.ceiling_dbtp - opts.limiter_headroom_db
-    outputs = _encode(room, opts, opts.formats, levelling_db, decision.gain_db, ceiling, staging,
-                      block, progress, extras=True)  # fmt: skip
+    outputs: dict[str, OutputInfo] = {}
+    stems = _stem_encoders(room, staging) if opts.extras and opts.stems else []
+    programme = ProgrammeRecorder(room.spills[0].with_name("programme.f32"))
+    try:
+        mix_pass(
+            room, MixGains.from_db(levelling_db, decision.gain_db, ceiling), [programme],
+            track_sinks=[[stem] for stem in stems], block_frames=block, progress=progress,
+        )  # fmt: skip
+        programme.close()
+        if stems:
+            paths = [stem.close() for stem in stems]
+            outputs["stems"] = OutputInfo("stems", _zip(staging / "stems.zip", paths))
+            shutil.rmtree(staging / "stems")
+    except BaseException:
+        programme.close()
+        for stem in stems:
+            stem.abort()
+        raise
+    # The limiter took a little loudness off the peaks: trim the programme back onto the
+    # target, within what the limiter's headroom allows.
+    limited = integrated_lufs(programme.meter.powers([1.0]))
+    trim = 0.0
+    if math.isfinite(limited):
+        trim = min(opts.target_lufs - limited, max(0.0, opts.limiter_headroom_db - 0.3))
+    outputs.update(_encode(programme, opts, opts.formats, trim, staging, block, progress))
     if opts.measure_outputs:
         outputs = _measure(outputs, progress)
-        outputs = _correct(room, opts, outputs, levelling_db, decision.gain_db, ceiling, staging,
-                           block, progress, warn)  # fmt: skip
+        outputs = _correct(programme, opts, outputs, trim, staging, block, progress, warn)
     if opts.extras:
         outputs.update(_extras(manifest, room, staging))
     return RenderResult(
@@ -248,61 +274,53 @@ def _produce(
         levelling_db=dict(levelling),
         mix_lufs_before_gain=_rounded(mix_lufs),
         mix_lra_lu=_rounded(range_lu(powers)),
-        gain_db=decision.gain_db,
+        gain_db=decision.gain_db + trim,
     )
 
 
+def _stem_encoders(room: DecodedRoom, staging: Path) -> list[ThreadedEncoder]:
+    (staging / "stems").mkdir()
+    return [
+        ThreadedEncoder(
+            BlockEncoder(staging / "stems" / f"{i:02d}-{_safe(tid)}.flac", EncodeSpec("flac"))
+        )
+        for i, tid in enumerate(room.track_ids)
+    ]
+
+
 def _encode(
-    room: DecodedRoom,
+    programme: ProgrammeRecorder,
     opts: RenderOptions,
     formats: tuple[Format, ...],
-    levelling_db: list[float],
-    gain_db: float,
-    ceiling: float,
+    trim_db: float,
     staging: Path,
     block: int,
     progress: Progress | None,
     *,
-    extras: bool,
+    waveform: bool = True,
 ) -> dict[str, OutputInfo]:
+    """Pass 3: every format of ``formats`` (and the waveform) from the programme spill."""
     encoders: dict[str, ThreadedEncoder] = {
         fmt: ThreadedEncoder(BlockEncoder(staging / opts.filename(fmt), opts.spec(fmt)))
         for fmt in formats
     }
-    stems: list[ThreadedEncoder] = []
-    waveform = WaveformBuilder(SAMPLE_RATE) if extras and opts.extras else None
+    peaks = WaveformBuilder(SAMPLE_RATE) if waveform and opts.extras else None
+    sinks: list[Sink] = [*encoders.values(), *([peaks] if peaks is not None else [])]
     try:
-        if extras and opts.stems:
-            (staging / "stems").mkdir()
-            stems = [
-                ThreadedEncoder(
-                    BlockEncoder(
-                        staging / "stems" / f"{i:02d}-{_safe(tid)}.flac", EncodeSpec("flac")
-                    )
-                )
-                for i, tid in enumerate(room.track_ids)
-            ]
-        sinks: list[Sink] = list(encoders.values())
-        if waveform is not None:
-            sinks.append(waveform)
-        mix_pass(
-            room, MixGains.from_db(levelling_db, gain_db, ceiling), sinks,
-            track_sinks=[[stem] for stem in stems], block_frames=block, progress=progress,
+        programme_pass(
+            programme.path, programme.frames, trim_db, sinks, block_frames=block,
+            progress=progress,
         )  # fmt: skip
         outputs: dict[str, OutputInfo] = {
             fmt: OutputInfo(fmt, enc.close()) for fmt, enc in encoders.items()
         }
-        if stems:
-            paths = [stem.close() for stem in stems]
-            outputs["stems"] = OutputInfo("stems", _zip(staging / "stems.zip", paths))
-            shutil.rmtree(staging / "stems")
     except BaseException:
-        for enc in [*encoders.values(), *stems]:
+        for enc in encoders.values():
             enc.abort()
         raise
-    if waveform is not None:
+    if peaks is not None:
         path = staging / "waveform.json"
-        _write_json(path, waveform.document())
+        _write_json(path, peaks.document())
         outputs["waveform"] = OutputInfo("waveform", path)
     return outputs
 
@@ -318,18 +336,19 @@ def _measure(outputs: dict[str, OutputInfo], progress: Progress | None) -> dict[
 
 
 def _correct(
-    room: DecodedRoom,
+    programme: ProgrammeRecorder,
     opts: RenderOptions,
     outputs: dict[str, OutputInfo],
-    levelling_db: list[float],
-    gain_db: float,
-    ceiling: float,
+    trim_db: float,
     staging: Path,
     block: int,
     progress: Progress | None,
     warn: Callable[[str], None],
 ) -> dict[str, OutputInfo]:
-    """Re-encode, once, each output that measured off target or over the ceiling."""
+    """Re-encode, once, each output that measured off target or over the ceiling.
+
+    Only the encoder runs again (from the programme spill), with the measured error taken off.
+    """
     fixed = dict(outputs)
     for fmt in opts.formats:
         loud = outputs[fmt].loudness
@@ -339,11 +358,11 @@ def _correct(
         over = loud.true_peak_dbtp - opts.ceiling_dbtp
         if abs(error) <= opts.tolerance_lu and over <= 0.0:
             continue
-        new_ceiling = ceiling - max(0.0, over + 0.2)
-        again = _encode(room, opts, (fmt,), levelling_db, gain_db + error, new_ceiling, staging,
-                        block, progress, extras=False)  # fmt: skip
+        change = min(error, -over - 0.1) if over > 0.0 or error > 0.0 else error
+        again = _encode(programme, opts, (fmt,), trim_db + change, staging, block, progress,
+                        waveform=False)  # fmt: skip
         measured = measure_file(again[fmt].path)
-        fixed[fmt] = replace(again[fmt], loudness=measured, correction_db=error)
+        fixed[fmt] = replace(again[fmt], loudness=measured, correction_db=change)
         if (
             abs(opts.target_lufs - measured.integrated_lufs) > 2 * opts.tolerance_lu
             or measured.true_peak_dbtp > opts.ceiling_dbtp

@@ -159,6 +159,59 @@ def mix_pass(
             handle.close()
 
 
+class ProgrammeRecorder:
+    """Sink for pass 2: spills the finished programme (float32) and meters its loudness.
+
+    The limiter takes a little loudness off the peaks; measuring what it produced, at 48 kHz
+    before any encoder, lets pass 3 trim the programme onto the target exactly.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.frames = 0
+        self.meter = GramMeter(SAMPLE_RATE, 1)
+        self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._carry = np.zeros(0, dtype=np.float32)
+
+    def write(self, block: NDArray[np.floating]) -> None:
+        samples = np.asarray(block, dtype=np.float32).reshape(-1)
+        self._file.write(samples.tobytes())
+        self.frames += len(samples)
+        joined = np.concatenate([self._carry, samples])
+        whole = len(joined) // self.meter.subblock * self.meter.subblock
+        if whole:
+            self.meter.add(joined[None, :whole])
+        self._carry = joined[whole:]
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def programme_pass(
+    path: Path,
+    frames: int,
+    trim_db: float,
+    sinks: Sequence[Sink],
+    *,
+    block_frames: int,
+    progress: Progress | None = None,
+) -> None:
+    """Pass 3: read the programme spill, apply the final trim, feed every encoder."""
+    scale = np.float32(db_to_linear(trim_db))
+    done = 0
+    with open(path, "rb") as handle:
+        while done < frames:
+            block = np.fromfile(handle, dtype=np.float32, count=min(block_frames, frames - done))
+            if len(block) == 0:
+                raise OSError(f"programme spill ended at frame {done} of {frames}")
+            block *= scale
+            for sink in sinks:
+                sink.write(block)
+            done += len(block)
+            if progress is not None:
+                progress("encode", done, frames)
+
+
 def _emit(block: NDArray[np.float64], sinks: Sequence[Sink]) -> None:
     if block.shape[0] == 0:
         return

@@ -90,6 +90,7 @@ CASES = [
          setup=(("h", RevokeCohost("c")),), policy=RoomPolicy(max_stage=3)),
     Case("full stage: host to a listener", "h", TransferHost("l"), "stage_full",
          policy=RoomPolicy(max_stage=3)),
+    Case("full room: join", "n", Join("Nia"), "room_full", policy=RoomPolicy(max_participants=5)),
     Case("too many co-hosts", "h", MakeCohost("s"), "too_many_cohosts",
          policy=RoomPolicy(max_cohosts=1)),
     Case("making a co-host twice", "h", MakeCohost("c"), "already_cohost"),
