@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimiter
-from api.routes import auth, clips, feeds, health, replays, rooms, shows, webhooks
+from api.routes import (
+    auth,
+    clips,
+    feeds,
+    health,
+    media_tokens,
+    replays,
+    rooms,
+    shows,
+    webhooks,
+)
 from api.web import router as web_router
 from core.adapters.db.engine import check_database, make_engine, make_session_factory
 from core.adapters.redis_process import ping_redis
@@ -104,6 +114,7 @@ def create_app(settings: Settings, *, deps: ApiDeps | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(rooms.router)
     app.include_router(replays.router)
+    app.include_router(media_tokens.router)
     app.include_router(shows.router)
     app.include_router(feeds.router)
     app.include_router(webhooks.router)

@@ -126,6 +126,15 @@ class AudioSettings(BaseModel):
     segment_seconds: float = Field(
         default=30.0, gt=1.0, le=600.0, description="Length of recorded Ogg Opus segments."
     )
+    upload_retry_max_seconds: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=600.0,
+        description=(
+            "Longest wait between two attempts to upload a recorded segment while storage is"
+            " unreachable (exponential backoff with jitter up to this)."
+        ),
+    )
     target_lufs: float = Field(
         default=-16.0, ge=-36.0, le=-6.0, description="Integrated loudness target of episodes."
     )
@@ -152,6 +161,16 @@ class AuthSettings(BaseModel):
     )
     join_token_ttl_seconds: int = Field(
         default=3600, ge=30, description="Lifetime of room join tokens."
+    )
+    media_token_ttl_seconds: int = Field(
+        default=4 * 3600,
+        ge=30,
+        le=24 * 3600,
+        description=(
+            "Lifetime of media tokens (`?media_token=` on a replay's file URLs, for players that"
+            " cannot send a bearer header). Long enough for a whole replay; the player asks for"
+            " a new one when one expires."
+        ),
     )
 
 
@@ -206,6 +225,13 @@ class RoomSettings(BaseModel):
             "Messages a client may send at once above the sustained rate; more closes with 4008."
         ),
     )
+
+    @model_validator(mode="after")
+    def _stage_holds_the_moderators(self) -> RoomSettings:
+        # Refused here rather than when the first room opens (it would close with 1011).
+        if self.max_stage < 1 + self.max_cohosts:
+            raise ValueError("max_stage must hold at least the host and every co-host")
+        return self
 
 
 class ApiSettings(BaseModel):

@@ -7,7 +7,8 @@ Two kinds, told apart by the audience claim so one can never stand in for the ot
 - join token (``aud`` = ``roomcast:join``): ``sub`` = user id, ``room`` = room id, ``name`` =
   display name, ``role`` and ``grants`` (publish / subscribe / moderate / record). Lifetime
   ``auth.join_token_ttl_seconds``; it only admits its holder, the live plane then follows the
-  room's own state for the role.
+  room's own state for the role. An optional ``record: true`` (a host token for a room created
+  with ``record``) asks the live node to start recording when that token opens the room.
 
 Both carry ``iat``, ``exp`` and a random ``jti``. Decoding raises :class:`core.errors.TokenExpired`
 (code ``token_expired``) past ``exp`` and :class:`core.errors.InvalidToken` (code
@@ -59,6 +60,8 @@ class JoinClaims:
     issued_at: int
     expires_at: int
     token_id: str
+    #: Start recording when this (host) token opens the room.
+    record: bool = False
 
 
 def signing_key(settings: Settings) -> bytes:
@@ -106,8 +109,12 @@ def issue_join_token(
     grants: Grants | None = None,
     now: float | None = None,
     ttl_seconds: int | None = None,
+    record: bool = False,
 ) -> str:
-    """A signed join token; ``grants`` default to the role's (:func:`grants_for`)."""
+    """A signed join token; ``grants`` default to the role's (:func:`grants_for`).
+
+    ``record``: the live node starts recording when this token opens the room (host tokens).
+    """
     if not room_id:
         raise ValueError("a join token needs a room id")
     ttl = settings.auth.join_token_ttl_seconds if ttl_seconds is None else ttl_seconds
@@ -118,6 +125,8 @@ def issue_join_token(
         role=role.value,
         grants=(grants or grants_for(role)).to_claim(),
     )
+    if record:
+        claims["record"] = True
     return jwt.encode(claims, signing_key(settings), algorithm=ALGORITHM)
 
 
@@ -174,4 +183,5 @@ def decode_join_token(settings: Settings, token: str, *, now: float | None = Non
         issued_at=claims["iat"],
         expires_at=claims["exp"],
         token_id=claims["jti"],
+        record=claims.get("record") is True,
     )

@@ -61,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 #: How long the edge waits for the origin to accept a link or a relayed socket.
 CONNECT_TIMEOUT = 10.0
+#: How long an edge room with no client keeps its link to the origin (a quick rejoin reuses it).
+IDLE_SECONDS = 10.0
 
 
 class RelayedMixer(RoomMixer):
@@ -113,6 +115,7 @@ class EdgeRoom:
         self._lock = asyncio.Lock()
         self._link: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._idle: asyncio.Task[None] | None = None
         self.closed = False
         self.frames = 0
 
@@ -172,10 +175,12 @@ class EdgeRoom:
             await connection.finish()
             return
         connection.send(str(first))  # the snapshot, before any offer
-        async with self._lock:
-            if self.closed:
-                connection.close(CloseCode.GOING_AWAY)
-            else:
+        tasks: list[asyncio.Future[None]] = []
+        try:
+            async with self._lock:
+                if self.closed:
+                    connection.close(CloseCode.GOING_AWAY)
+                    return
                 old = self._clients.pop(user_id, None)
                 if old is not None:
                     old.close(CloseCode.REPLACED)
@@ -183,12 +188,13 @@ class EdgeRoom:
                         await self.media.remove_participant(user_id)
                 self._clients[user_id] = connection
                 await self.media.add_participant(user_id, "listener")
-        down = asyncio.ensure_future(self._downstream(upstream, connection))
-        up = asyncio.ensure_future(self._upstream(websocket, upstream, connection))
-        try:
-            await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
+            tasks = [
+                asyncio.ensure_future(self._downstream(upstream, connection)),
+                asyncio.ensure_future(self._upstream(websocket, upstream, connection)),
+            ]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (down, up):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -197,8 +203,23 @@ class EdgeRoom:
                     del self._clients[user_id]
                     with contextlib.suppress(ParticipantNotFound):
                         await self.media.remove_participant(user_id)
+                if not self._clients and not self.closed:
+                    self._arm_idle_close()
             await upstream.close()
             await connection.finish()
+
+    def _arm_idle_close(self) -> None:
+        """Close the room (and its link) once it has had no client for :data:`IDLE_SECONDS`:
+        the origin then stops streaming to an edge nobody listens on."""
+        if self._idle is None or self._idle.done():
+            self._idle = asyncio.get_running_loop().create_task(
+                self._close_when_idle(), name=f"edge-idle-{self.room_id}"
+            )
+
+    async def _close_when_idle(self) -> None:
+        await asyncio.sleep(IDLE_SECONDS)
+        if not self._clients:
+            await self.close(CloseCode.NORMAL)
 
     async def _downstream(self, upstream: ClientConnection, connection: WsConnection) -> None:
         """Origin → client, unchanged; then the origin's close code."""
@@ -258,10 +279,11 @@ class EdgeRoom:
             connection.close(code)
         if self._link is not None:
             await self._link.close()
-        if self._reader is not None and self._reader is not asyncio.current_task():
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for task in (self._reader, self._idle):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.media.close()
         if self._own_mixer is not None:
             await self._own_mixer.close()

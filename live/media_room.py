@@ -191,6 +191,12 @@ class MediaRoom:
             await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except (
             ValueError,
+            # aiortc's SDP parsing trips over some malformed answers with these (e.g. an
+            # m-line without a=fingerprint / a=setup): still the client's bad SDP, not ours.
+            AttributeError,
+            IndexError,
+            KeyError,
+            TypeError,
             InternalError,
             InvalidAccessError,
             InvalidStateError,

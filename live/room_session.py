@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from core.errors import InvalidSdp, NegotiationMismatch, ParticipantNotFound, RoomRuleError
@@ -81,8 +81,11 @@ class RoomSession:
         clock: Callable[[], float] = time.monotonic,
         on_ended: Callable[[RoomSession], None] | None = None,
         packet_tap: PacketTap | None = None,
+        observer: Callable[[RoomState, Sequence[Event]], None] | None = None,
     ) -> None:
         self.room_id = room_id
+        #: Told every state change, after its broadcast (the recorder: live/recording.py).
+        self._observer = observer
         self._clock = clock
         self._on_ended = on_ended
         self._state = open_room(
@@ -155,6 +158,7 @@ class RoomSession:
             self._connections[user] = connection
             connection.send(self._encode(snapshot_for(self._state, user, ice_servers=self._ice)))
             self._broadcast(events, exclude=user)
+            self._observe(events)
             participant = self._state.get(user)
             # An edge node (live/edge.py) terminates that user's media itself.
             if participant is not None and not getattr(connection, "media_elsewhere", False):
@@ -205,7 +209,23 @@ class RoomSession:
         async with self._lock:
             await self._end(code)
 
+    def send_to_recorders(self, message: ServerMessage) -> None:
+        """Send ``message`` to every connected participant who may record (the host)."""
+        text = self._encode(message)
+        for user, connection in list(self._connections.items()):
+            participant = self._state.get(user)
+            if participant is not None and participant.grants.record:
+                connection.send(text)
+
     # -- internals --------------------------------------------------------------------------
+
+    def _observe(self, events: Sequence[Event]) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer(self._state, events)
+        except Exception:  # the recorder must never break the live room
+            logger.exception("room observer failed in %s", self.room_id)
 
     async def _answer(self, connection: Connection, message: AnswerMsg) -> None:
         user, request_id = connection.user_id, message.request_id
@@ -250,6 +270,7 @@ class RoomSession:
     ) -> None:
         """Broadcast ``events``, acknowledge the request, then carry out their effects."""
         self._broadcast(events)
+        self._observe(events)
         if ack is not None and ack[1] is not None:
             ack[0].send(self._encode(Ack(ack[1])))
         for effect in effects_for(events):

@@ -312,7 +312,12 @@ class SegmentWriter:
 
     def _write_gap(self, track: _Track, gap: Gap) -> None:
         segment = track.segment
-        if segment is None or track.position is None:
+        if track.position is None:
+            return
+        if segment is None:
+            # The track was ended (left the stage, recording paused) and resumes on the same
+            # stream: nothing to fill, but the next segment must open at its true stream time.
+            track.position += gap.samples
             return
         written = segment.ogg.write_silence(gap.samples)
         segment.timing.add_gap(gap, written)

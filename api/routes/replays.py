@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.delivery import PRIVATE_CACHE, PUBLIC_CACHE, FileSpec, serve_object
+from api.media_access import MediaViewerDep
 from api.deps import CurrentUserDep, OptionalUserDep, SessionDep, SettingsDep
 from api.replay_media import (
     FILE_KINDS,
@@ -320,12 +321,12 @@ def hls_file(
     replay_id: str,
     name: str,
     request: Request,
-    user: OptionalUserDep,
+    viewer: MediaViewerDep,
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
     """The HLS playlist (``index.m3u8``) and its segments, by file name."""
-    replay, room, _, _ = load_replay(session, replay_id, None if user is None else user.id)
+    replay, room, _, _ = load_replay(session, replay_id, viewer)
     playlist = _output(replay, "hls")
     if name == "index.m3u8":
         return _serve(request, settings, replay, room, playlist.key, playlist.content_type)
@@ -348,7 +349,7 @@ def replay_file(
     replay_id: str,
     name: str,
     request: Request,
-    user: OptionalUserDep,
+    viewer: MediaViewerDep,
     session: SessionDep,
     settings: SettingsDep,
     download: Annotated[bool, Query(description="Serve as an attachment.")] = False,
@@ -357,7 +358,7 @@ def replay_file(
     ``timeline.json``, ``chapters.json``: Range/HEAD/ETag locally, 302 to S3."""
     kind = FILE_KINDS.get(name)
     need: Access = "host" if kind == "stems" else "listener"
-    replay, room, _, _ = load_replay(session, replay_id, None if user is None else user.id, need)
+    replay, room, _, _ = load_replay(session, replay_id, viewer, need)
     if kind is None:
         raise NotFound(f"a replay has no file {name!r}", code="output_not_found")
     output = _output(replay, kind)

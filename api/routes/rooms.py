@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUserDep, OptionalUserDep, SessionDep, SettingsDep
@@ -38,10 +38,12 @@ from api.schemas.rooms import (
 )
 from core.adapters.db.models import Room, RoomMembership, User
 from core.adapters.db.types import utcnow
+from core.adapters.webhook_outbox import enqueue_deliveries, record_event
 from core.errors import NotFound
 from core.rooms import Role, grants_for
 from core.settings import Settings
 from core.tokens import issue_join_token
+from core.webhooks import events
 
 router = APIRouter(prefix="/v1/rooms", tags=["rooms"])
 
@@ -70,6 +72,22 @@ def _views(room: Room, membership: RoomMembership | None) -> tuple[RoomView, Mem
     return view, MembershipView(membership.role, membership.invited, membership.removed)
 
 
+def _record_status_event(session: Session, room: Room) -> list[str]:
+    """Put ``room.started`` / ``room.ended`` for the room's current status in the webhook
+    outbox of its host, in the caller's transaction (deliveries exist iff the change does)."""
+    if room.status == "live":
+        event = events.room_started(
+            room_id=room.id, title=room.title, host_id=room.host_id, at=room.started_at or utcnow()
+        )
+    elif room.status == "ended":
+        event = events.room_ended(
+            room_id=room.id, title=room.title, host_id=room.host_id, at=room.ended_at or utcnow()
+        )
+    else:
+        return []
+    return record_event(session, room.host_id, event)
+
+
 def _load(
     session: Session, room_id: str, user_id: str | None
 ) -> tuple[Room, RoomView, MembershipView | None]:
@@ -89,7 +107,9 @@ def _load(
     responses=error_responses(401, 422, 429),
     dependencies=[Depends(limit_room_creation)],
 )
-def create_room(body: RoomCreate, user: CurrentUserDep, session: SessionDep) -> Room:
+def create_room(
+    body: RoomCreate, request: Request, user: CurrentUserDep, session: SessionDep
+) -> Room:
     """Open a room (``live``) or schedule one (``scheduled``, when the start is in the future).
 
     429 ``room_rate_limited`` (with ``Retry-After``) past ``limits.room_creations``."""
@@ -108,7 +128,9 @@ def create_room(body: RoomCreate, user: CurrentUserDep, session: SessionDep) -> 
     session.add(room)
     session.flush()
     session.add(RoomMembership(room_id=room.id, user_id=user.id, role="host"))
+    deliveries = _record_status_event(session, room)
     session.commit()
+    enqueue_deliveries(request.app.state.queue, deliveries)
     return room
 
 
@@ -157,13 +179,15 @@ def get_room(room_id: str, user: OptionalUserDep, session: SessionDep) -> Room:
 @router.post(
     "/{room_id}/end", response_model=RoomOut, responses=error_responses(401, 403, 404, 409)
 )
-def end_room(room_id: str, user: CurrentUserDep, session: SessionDep) -> Room:
+def end_room(room_id: str, request: Request, user: CurrentUserDep, session: SessionDep) -> Room:
     """End the room (host only: 403 ``host_only``; 409 ``room_ended`` if it already ended)."""
     room, view, _ = _load(session, room_id, user.id)
     ensure_endable(view, user.id)
     room.status = "ended"
     room.ended_at = utcnow()
+    deliveries = _record_status_event(session, room)
     session.commit()
+    enqueue_deliveries(request.app.state.queue, deliveries)
     return room
 
 
@@ -238,7 +262,11 @@ def ws_url(settings: Settings, room_id: str) -> str:
     responses=error_responses(401, 403, 404, 409),
 )
 def join_token(
-    room_id: str, user: CurrentUserDep, session: SessionDep, settings: SettingsDep
+    room_id: str,
+    request: Request,
+    user: CurrentUserDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> JoinTokenResponse:
     """A join token whose role follows the caller's membership (see ``join_role``).
 
@@ -252,10 +280,17 @@ def join_token(
     if starts_room(view, role):
         room.status = "live"
         room.started_at = utcnow()
+        deliveries = _record_status_event(session, room)
         session.commit()
+        enqueue_deliveries(request.app.state.queue, deliveries)
     grants = grants_for(role)
     token = issue_join_token(
-        settings, room_id=room.id, user_id=user.id, display_name=user.display_name, role=role
+        settings,
+        room_id=room.id,
+        user_id=user.id,
+        display_name=user.display_name,
+        role=role,
+        record=room.record and role is Role.HOST,
     )
     return JoinTokenResponse(
         token=token,

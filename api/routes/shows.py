@@ -27,10 +27,12 @@ from api.schemas.errors import error_responses
 from api.schemas.shows import EpisodeCreate, EpisodeList, EpisodeOut, ShowCreate, ShowOut
 from core.adapters.db.models import Episode, Show, User
 from core.adapters.db.types import utcnow
+from core.adapters.webhook_outbox import enqueue_deliveries, record_event
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.feeds import podcast_guid
 from core.settings import Settings
 from core.storage import Storage
+from core.webhooks import events
 
 router = APIRouter(prefix="/v1/shows", tags=["shows"])
 
@@ -72,6 +74,27 @@ def load_show(session: Session, slug: str) -> Show:
     if show is None:
         raise NotFound(f"no show {slug!r}", code="show_not_found")
     return show
+
+
+def _record_published(
+    session: Session, settings: Settings, show: Show, episode: Episode, occurrence: str = ""
+) -> list[str]:
+    """Put ``episode.published`` in the show owner's webhook outbox (caller's transaction).
+
+    Recorded when the creator publishes, also for a future ``publish_at``: the event's
+    ``timestamp`` is then that time, so receivers see when it enters the feed (docs/api.md).
+    """
+    event = events.episode_published(
+        episode_id=episode.id,
+        show_id=show.id,
+        replay_id=episode.replay_id,
+        title=episode.title,
+        guid=episode.guid,
+        feed_url=feed_url(settings, show.slug),
+        at=episode.publish_at or utcnow(),
+        occurrence=occurrence,
+    )
+    return record_event(session, show.owner_id, event)
 
 
 def _owned_show(session: Session, slug: str, user: User) -> Show:
@@ -201,7 +224,12 @@ async def upload_artwork(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def publish_episode(
-    slug: str, body: EpisodeCreate, user: CurrentUserDep, session: SessionDep
+    slug: str,
+    body: EpisodeCreate,
+    request: Request,
+    user: CurrentUserDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> EpisodeOut:
     """Publish one of the caller's replays as an episode, now or at ``publish_at``.
 
@@ -230,7 +258,10 @@ def publish_episode(
         **fields,
     )
     session.add(episode)
+    session.flush()
+    deliveries = _record_published(session, settings, show, episode)
     session.commit()
+    enqueue_deliveries(request.app.state.queue, deliveries)
     return _episode_out(episode, now)
 
 
@@ -278,8 +309,10 @@ def unpublish_episode(
 def republish_episode(
     slug: str,
     episode_id: str,
+    request: Request,
     user: CurrentUserDep,
     session: SessionDep,
+    settings: SettingsDep,
     publish_at: Annotated[datetime | None, Body(embed=True)] = None,
 ) -> EpisodeOut:
     """Put an unpublished episode back (same guid), now or at ``publish_at``."""
@@ -287,7 +320,14 @@ def republish_episode(
     now = utcnow()
     if publish_at is not None and publish_at.tzinfo is None:
         raise InvalidInput("publish_at needs a UTC offset (e.g. a trailing Z)")
+    was_published = episode.published
     episode.published = True
     episode.publish_at = publish_at or episode.publish_at or now
+    deliveries: list[str] = []
+    if not was_published:
+        # A new occurrence (unpublished, then back): a new event id, so receivers hear of it.
+        show = load_show(session, slug)
+        deliveries = _record_published(session, settings, show, episode, events.iso(now))
     session.commit()
+    enqueue_deliveries(request.app.state.queue, deliveries)
     return _episode_out(episode, now)

@@ -88,6 +88,13 @@ def room_page(request: Request, room_id: str) -> Response:
     return _serve(request, "room.html", page=True)
 
 
+@router.get("/replays/{replay_id}")
+def replay_page(request: Request, replay_id: str) -> Response:
+    """A replay's player; the script reads the id from the URL and asks the API for the rest."""
+    del replay_id  # the page is the same for every replay; access is checked by the API calls
+    return _serve(request, "replay.html", page=True)
+
+
 @router.get("/static/{name}")
 def static_file(request: Request, name: str) -> Response:
     """A file of the web client (scripts, style sheet)."""

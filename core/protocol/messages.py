@@ -334,11 +334,28 @@ class ErrorMessage:
         return cls(error.code, error.message, rid)
 
 
-ServerMessage = Snapshot | Offer | Ack | Pong | ActiveSpeakers | ErrorMessage | Event
+@dataclass(frozen=True, slots=True)
+class RecordingDegraded:
+    """Sent to whoever may record (the host): the recorder's health changed.
+
+    ``degraded`` true: audio may not be kept in full or is waiting for storage (``reason``
+    says why: a full disk, storage unreachable); false: recording is healthy again.
+    """
+
+    type: ClassVar[Literal["recording_degraded"]] = "recording_degraded"
+    degraded: bool
+    reason: str | None = None
+
+
+ServerMessage = (
+    Snapshot | Offer | Ack | Pong | ActiveSpeakers | ErrorMessage | RecordingDegraded | Event
+)
 
 SERVER_MESSAGES: Final[dict[str, type[Any]]] = {
     cls.type: cls
-    for cls in (Snapshot, Offer, Ack, Pong, ActiveSpeakers, ErrorMessage, *EVENT_TYPES)
+    for cls in (
+        Snapshot, Offer, Ack, Pong, ActiveSpeakers, ErrorMessage, RecordingDegraded, *EVENT_TYPES
+    )
 }
 
 

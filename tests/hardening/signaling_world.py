@@ -22,7 +22,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from core.protocol import SERVER_MESSAGES
 from core.rooms import Role
-from core.settings import Settings
+from core.settings import RoomSettings, Settings
 from core.tokens import issue_join_token
 from live.node import create_live_app
 
@@ -34,9 +34,9 @@ def live_settings(settings: Settings, **rooms: Any) -> Settings:
     """``settings`` with loopback-only ICE, no ICE server, and room limits overridden."""
     rtc = settings.rtc.model_copy(update={"host_addresses": ["127.0.0.1"], "ice_servers": []})
     limits = {"host_grace_seconds": 0.0, **rooms}
-    return settings.model_copy(
-        update={"rtc": rtc, "rooms": settings.rooms.model_copy(update=limits)}
-    )
+    # Validated (model_copy is not), so a contradictory limit fails here, not in a room.
+    room_settings = RoomSettings.model_validate({**settings.rooms.model_dump(), **limits})
+    return settings.model_copy(update={"rtc": rtc, "rooms": room_settings})
 
 
 def join_token(settings: Settings, room: str, user: str, role: Role = Role.LISTENER) -> str:

@@ -37,6 +37,33 @@ function fill(list, rooms, emptyText) {
   );
 }
 
+function replayItem(replay) {
+  const minutes = replay.duration_seconds ? Math.round(replay.duration_seconds / 60) : null;
+  return api.el(
+    "li",
+    { class: "room replay", dataset: { replayId: replay.id } },
+    api.el("a", { href: `/replays/${encodeURIComponent(replay.id)}` }, replay.title),
+    " ",
+    replay.status === "processing" ? api.el("span", { class: "badge" }, "processing") : null,
+    replay.is_private ? api.el("span", { class: "badge" }, "private") : null,
+    api.el(
+      "span",
+      { class: "when" },
+      api.formatWhen(replay.ended_at || replay.created_at),
+      minutes !== null ? ` · ${minutes} min` : "",
+    ),
+  );
+}
+
+async function refreshReplays() {
+  const { replays } = await api.request("GET", "/v1/replays?limit=20");
+  $("past-rooms").replaceChildren(
+    ...(replays.length
+      ? replays.map(replayItem)
+      : [api.el("li", { class: "empty" }, "No replays yet.")]),
+  );
+}
+
 async function refreshRooms() {
   try {
     const { rooms } = await api.listRooms();
@@ -46,6 +73,7 @@ async function refreshRooms() {
       rooms.filter((r) => r.status === "scheduled"),
       "Nothing scheduled.",
     );
+    await refreshReplays();
   } catch (error) {
     api.showError($("error"), error);
     if (error.code === "token_expired" || error.code === "invalid_token") await showAccount();
