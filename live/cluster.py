@@ -35,7 +35,7 @@ from core.placement import NodeInfo
 from core.protocol.close_codes import CloseCode
 from core.settings import Settings, load_settings
 from live.edge import EdgeNode
-from live.metrics import LiveSnapshot, LoopLagMonitor, count_roles, mount_metrics
+from live.metrics import LiveSnapshot, LoopLagMonitor, mount_metrics, sessions_snapshot
 from live.node import LiveNode
 from live.registry import Registry
 from live.relay import RelayIndex, create_relay_router
@@ -86,17 +86,7 @@ class ClusterNode:
         return held
 
     def snapshot(self) -> LiveSnapshot:
-        sessions = list(self.node.rooms.values())
-        edge_rooms = list(self.edge.rooms.values())
-        return LiveSnapshot(
-            origin_rooms=len(sessions),
-            edge_rooms=len(edge_rooms),
-            participants_by_role=count_roles(
-                p.role.value for s in sessions for p in s.state.participants
-            ),
-            edge_listeners=sum(len(room.clients()) for room in edge_rooms),
-            stats=[s.media.send_stats for s in sessions] + [r.media.send_stats for r in edge_rooms],
-        )
+        return sessions_snapshot(self.node.rooms.values(), self.edge.rooms.values())
 
     async def beat(self) -> None:
         """One heartbeat (also run once at start so the node is listed at once)."""

@@ -191,8 +191,9 @@ class MediaRoom:
             await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except (
             ValueError,
-            # aiortc's SDP parsing trips over some malformed answers with these (e.g. an
-            # m-line without a=fingerprint / a=setup): still the client's bad SDP, not ours.
+            # aiortc's SDP parsing trips over some malformed answers with these (``assert``s
+            # in sdp.py, an m-line without a=fingerprint / a=setup): the client's bad SDP.
+            AssertionError,
             AttributeError,
             IndexError,
             KeyError,

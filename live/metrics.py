@@ -1,7 +1,7 @@
 """Live-plane metrics for Prometheus at ``/metrics``: rooms, participants, packets, latency.
 
-A scrape reads a :class:`LiveSnapshot` (built by the node's composition root from its rooms)
-and renders it; nothing on the media path knows about Prometheus. Packet counts and latency
+A scrape reads a :class:`LiveSnapshot` (built by the node's composition root from its rooms,
+e.g. ``mount_metrics(app, lambda: sessions_snapshot(node.rooms.values()))``) and renders it; nothing on the media path knows about Prometheus. Packet counts and latency
 histograms come from each room's :class:`live.send_stats.SendStats`; a room that ended keeps
 contributing what it counted by its last scrape, so counters never go down. Series:
 
@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from fastapi import FastAPI, Response
 from prometheus_client import CollectorRegistry, generate_latest
@@ -47,6 +47,7 @@ __all__ = [
     "count_roles",
     "cumulative_buckets",
     "mount_metrics",
+    "sessions_snapshot",
 ]
 
 #: Every fourth :data:`BUCKET_BOUNDS` (×1.58 apart, 50 µs … ~1.3 s): enough resolution for
@@ -213,6 +214,22 @@ def count_roles(roles: Iterable[str]) -> dict[str, int]:
     for role in roles:
         counts[role] = counts.get(role, 0) + 1
     return counts
+
+
+def sessions_snapshot(sessions: Iterable[Any], edge_rooms: Iterable[Any] = ()) -> LiveSnapshot:
+    """A snapshot of :class:`live.room_session.RoomSession` objects (rooms this node is the
+    origin of) and :class:`live.edge.EdgeRoom` objects (typed loosely: no import cycle)."""
+    origin = list(sessions)
+    edges = list(edge_rooms)
+    return LiveSnapshot(
+        origin_rooms=len(origin),
+        edge_rooms=len(edges),
+        participants_by_role=count_roles(
+            str(p.role.value) for s in origin for p in s.state.participants
+        ),
+        edge_listeners=sum(len(room.clients()) for room in edges),
+        stats=[s.media.send_stats for s in origin] + [r.media.send_stats for r in edges],
+    )
 
 
 def mount_metrics(

@@ -3,7 +3,9 @@
 One clock per room ticks every 20 ms. On each tick the loop takes at most one packet per
 speaker out of a short :class:`PlayoutBuffer` (pure, ~40 ms), then one job on the room's own
 worker thread decodes those packets, measures each speaker's level, sums, clips and encodes one
-Opus packet. That packet is serialised into ONE RTP packet (every listener's sender uses the
+Opus packet. A packet lost or late in the middle of a speaker's playout is concealed
+(:func:`conceal`: the speaker's last frame again, fading, for up to 60 ms) rather than dropped
+to silence, so listeners hear no hole where the network lost a packet. That packet is serialised into ONE RTP packet (every listener's sender uses the
 room's mix SSRC, sequence and timestamp line, :meth:`RoomMixer.bind_listener`), which the tick
 then protects and sends to each listener in one loop — no queue or coroutine per listener. A
 listener costs one SRTP protect and one ``sendto`` per tick, whatever the number of speakers.
@@ -36,13 +38,20 @@ from live.aiortc_seam import set_ssrc
 from live.forwarding import FRAME_TICKS, RTP_HEADER, PacketQueueTrack, unwrap_delta
 from live.send_stats import SendStats
 
-__all__ = ["MIX_INTERVAL", "PlayoutBuffer", "RoomMixer", "level_dbov"]
+__all__ = ["CONCEAL_FADE", "CONCEAL_FRAMES", "LOST", "MIX_INTERVAL", "PlayoutBuffer", "RoomMixer",
+           "conceal", "level_dbov"]
 
 logger = logging.getLogger(__name__)
 
 MIX_INTERVAL = FRAME_TICKS / 48000
 SILENCE_DBOV = -127.0
 _TIME_BASE = fractions.Fraction(1, 48000)
+#: Missing frames in a row that are concealed before a speaker's share of the mix goes silent.
+CONCEAL_FRAMES = 3
+#: Gain applied per concealed frame (the 1st at 0.7, the 2nd at 0.49, ...).
+CONCEAL_FADE = 0.7
+#: Marks a speaker's lost frame in the renderer's input (pushes never carry empty payloads).
+LOST = b""
 
 
 class PlayoutBuffer:
@@ -72,6 +81,9 @@ class PlayoutBuffer:
         self._arrivals: dict[int, float] = {}
         #: Arrival time of the payload the last :meth:`pop` returned (latency accounting).
         self.last_arrival = 0.0
+        #: Whether the last :meth:`pop`'s ``None`` was a packet missing mid-playout (lost or
+        #: late: conceal it) rather than no playout at all (prefetching, paused).
+        self.lost = False
         self._ssrc: int | None = None
         self._ref_raw = 0
         self._ref = 0
@@ -117,7 +129,8 @@ class PlayoutBuffer:
                 self._next = min(self._packets)
 
     def pop(self) -> bytes | None:
-        """The payload to play on this tick, or ``None`` for silence."""
+        """The payload to play on this tick, or ``None`` for silence (see :attr:`lost`)."""
+        self.lost = False
         if self._next is None:
             if len(self._packets) < self.prefetch:
                 return None
@@ -136,10 +149,21 @@ class PlayoutBuffer:
             self._misses = 0
             return payload
         self._misses += 1
+        self.lost = True
         if not self._packets and self._misses >= self.reset_after:
             self._next = None
             self._misses = 0
         return None
+
+
+def conceal(last: NDArray[np.float32], run: int) -> NDArray[np.float32] | None:
+    """A stand-in for the ``run``-th missing frame in a row (1-based) after a speaker's ``last``
+    decoded frame: ``last`` again at ``CONCEAL_FADE ** run``, or ``None`` (silence) past
+    :data:`CONCEAL_FRAMES`. A repeated 20 ms of voice masks a lost packet far better than a
+    hole; the fade keeps a longer outage from turning into a buzz."""
+    if run < 1 or run > CONCEAL_FRAMES or last.size == 0:
+        return None
+    return (last * np.float32(CONCEAL_FADE**run)).astype(np.float32)
 
 
 def level_dbov(samples: NDArray[np.float32]) -> float:
@@ -164,6 +188,9 @@ class _Renderer:
         self._encoder.options = {"application": "voip"}
         self.decoders_created = 0
         self.decode_errors = 0
+        self.concealed = 0
+        #: speaker → (last decoded frame, missing frames concealed since).
+        self._last: dict[str, tuple[NDArray[np.float32], int]] = {}
 
     def _decode(self, speaker: str, payload: bytes) -> NDArray[np.float32] | None:
         decoder = self._decoders.get(speaker)
@@ -184,16 +211,37 @@ class _Renderer:
         pcm = np.concatenate([frame.to_ndarray().reshape(-1) for frame in frames])
         return pcm[:FRAME_TICKS].astype(np.float32) / 32768.0
 
+    def _play(self, speaker: str, payload: bytes | None) -> NDArray[np.float32] | None:
+        """The speaker's samples this tick: decoded, concealed (``LOST`` or undecodable) or
+        ``None`` when the speaker is not playing."""
+        if payload is None:
+            self._last.pop(speaker, None)
+            return None
+        pcm = self._decode(speaker, payload) if payload != LOST else None
+        if pcm is not None:
+            self._last[speaker] = (pcm, 0)
+            return pcm
+        last = self._last.get(speaker)
+        if last is None:
+            return None
+        run = last[1] + 1
+        self._last[speaker] = (last[0], run)
+        stand_in = conceal(last[0], run)
+        if stand_in is not None:
+            self.concealed += 1
+        return stand_in
+
     def render(
         self, payloads: Mapping[str, bytes | None], pts: int
     ) -> tuple[list[av.Packet[Any]], dict[str, float]]:
         """Decode, measure, mix and encode one 20 ms tick."""
         for gone in self._decoders.keys() - payloads.keys():
             del self._decoders[gone]
+            self._last.pop(gone, None)
         mix = np.zeros(FRAME_TICKS, dtype=np.float32)
         levels: dict[str, float] = {}
         for speaker, payload in payloads.items():
-            pcm = self._decode(speaker, payload) if payload is not None else None
+            pcm = self._play(speaker, payload)
             if pcm is None:
                 levels[speaker] = SILENCE_DBOV
                 continue
@@ -251,6 +299,11 @@ class RoomMixer:
     def decoders_created(self) -> int:
         """How many Opus decoders the mix has created (one per speaker it has heard)."""
         return self._renderer.decoders_created
+
+    @property
+    def concealed(self) -> int:
+        """Speaker frames concealed so far (lost or late packets mid-playout)."""
+        return self._renderer.concealed
 
     def attach_listener(self) -> PacketQueueTrack:
         """A new track carrying the mix; put it on a listener's sender."""
@@ -342,6 +395,8 @@ class RoomMixer:
             payload = payloads[speaker] = buffer.pop()
             if payload is not None:
                 arrivals.append(buffer.last_arrival)
+            elif buffer.lost:
+                payloads[speaker] = LOST
         pts = self._pts
         self._pts += FRAME_TICKS
         packets, levels = await loop.run_in_executor(

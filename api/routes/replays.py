@@ -15,8 +15,8 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.delivery import PRIVATE_CACHE, PUBLIC_CACHE, FileSpec, serve_object
-from api.media_access import MediaViewerDep
 from api.deps import CurrentUserDep, OptionalUserDep, SessionDep, SettingsDep
+from api.media_access import MediaViewerDep
 from api.replay_media import (
     FILE_KINDS,
     KIND_CONTENT_TYPES,

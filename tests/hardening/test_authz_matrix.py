@@ -88,6 +88,7 @@ MATRIX: Final[dict[str, Expect]] = {
     "GET /v1/replays/{replay_id}/{name}": MEMBERS_SEE,
     "HEAD /v1/replays/{replay_id}/{name}": MEMBERS_SEE,
     "POST /v1/replays/{replay_id}/clips": (401, 202, 202, 202, 202, 404, 404),
+    "POST /v1/replays/{replay_id}/media-token": (401, 200, 200, 200, 200, 404, 404),
     "GET /v1/clips/{clip_id}": MEMBERS_SEE,
     "GET /v1/clips/{clip_id}/audio.mp3": MEMBERS_SEE,
     "HEAD /v1/clips/{clip_id}/audio.mp3": MEMBERS_SEE,
@@ -117,6 +118,7 @@ MATRIX: Final[dict[str, Expect]] = {
     "GET /": ALL_200,
     # The room page is the same static shell for every id; the data comes from the API.
     "GET /rooms/{room_id}": ALL_200,
+    "GET /replays/{replay_id}": ALL_200,
     "GET /static/{name}": ALL_200,
 }
 

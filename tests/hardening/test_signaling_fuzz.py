@@ -87,7 +87,7 @@ nested = st.integers(1, 6000).flatmap(
         else '{"type":"ping","x":' + "[" * depth + "]" * depth + "}"
     )
 )
-hostile_values = json_values | huge_strings | st.sampled_from(["", "0", "true", "\x00", "\ud7ff"])
+hostile_values = json_values | st.sampled_from(["", "0", "true", "\x00", "\ud7ff", "x" * 200])
 hostile_objects = st.fixed_dictionaries(
     {"type": st.sampled_from(TYPES) | st.text(max_size=20) | json_values},
     optional={name: hostile_values for name in [*FIELDS, "__proto__", "unknown"]},
@@ -123,8 +123,23 @@ def _encode(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+sdp_lines = st.lists(
+    st.sampled_from(["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0",
+                     "m=audio 9 UDP/TLS/RTP/SAVPF 96", "c=IN IP4 127.0.0.1", "a=mid:0",
+                     "a=setup:active", "a=fingerprint:sha-256 00:11", "a=rtpmap:96 opus/48000/2",
+                     "a=ice-ufrag:x", "a=ice-pwd:y", "a=sendrecv", "m=video 0 RTP/AVP 0"])
+    | st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=40),
+    max_size=14,
+)
+bad_answers = st.builds(
+    lambda lines, n: {"type": "answer", "sdp": "\r\n".join(lines) + "\r\n", "negotiation": n},
+    sdp_lines,
+    st.integers(1, 3),
+)
 frames = (
     st.binary(max_size=300)
+    | huge_strings.map(lambda text: _encode({"type": "ping", "pad": text}))
+    | bad_answers.map(_encode)
     | st.text(max_size=300)
     | hostile_objects.map(_encode)
     | hostile_objects.map(lambda o: _encode(o).encode("utf-8", "surrogatepass"))

@@ -211,14 +211,14 @@ def placed_track(manifest: Manifest, participant: str, storage: Storage, tmp: Pa
 
 
 def onsets(placed: list[Placed], epoch: float, threshold: float = 0.05) -> list[float]:
-    """Unix times where a sound starts after at least 0.3 s of quiet, in timeline order."""
+    """Unix times where a sound starts after at least 0.15 s of quiet, in timeline order."""
     found: list[float] = []
     last_loud = -1e9
     for item in placed:
         loud = np.flatnonzero(np.abs(item.samples) > threshold)
         for index in loud:
             at = epoch + (item.segment.start_offset + int(index)) / RATE
-            if at - last_loud > 0.3:
+            if at - last_loud > 0.15:
                 found.append(at)
             last_loud = at
     return found

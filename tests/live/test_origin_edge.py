@@ -5,8 +5,9 @@ tones) are attached to the origin; two listeners are attached to the edge, which
 room mix once from the origin and fans it out. Checks are FFT peaks on what each client decoded:
 the edge listeners hear both speakers, a raised hand on the edge reaches the host (room actions
 are relayed), both nodes report the room on /metrics. Then the edge is SIGKILLed: only its
-listeners leave the room, the speakers on the origin keep hearing each other, and a dropped
-listener rejoins through the node the registry now names (the origin) and hears the room again.
+listeners leave the room, the speakers on the origin keep hearing each other, and the dropped
+listeners rejoin — one through the node the registry now names (a second edge), one through
+the origin — and hear the room again.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ def metric(text: str, name: str) -> float:
 def test_edge_listeners_hear_origin_speakers_and_survive_losing_the_edge(cluster: Cluster) -> None:
     origin = cluster.start("origin", "origin")
     edge = cluster.start("edge-1", "edge")
+    spare = cluster.start("edge-2", "edge")
 
     async def join(node: Node, user: str, role: Role = Role.LISTENER, **kw: object) -> RoomClient:
         return await RoomClient.connect(
@@ -259,23 +261,26 @@ def test_edge_listeners_hear_origin_speakers_and_survive_losing_the_edge(cluster
                 lambda: hears_exactly(host, {"s1": {S1}}) and hears_exactly(s1, {"host": {HOST}}),
             )
 
-            # Once the edge's entry expired the registry sends listeners to the origin.
+            # Once the dead edge's entry expired, the registry sends listeners to the other
+            # edge; l1 rejoins there (a new edge room, linked to the origin), l2 at the origin.
             def listener_node() -> str | None:
                 status, body = origin.get(f"/v1/rooms/{ROOM}/placement")
                 listener = json.loads(body).get("listener") if status == 200 else None
                 return None if listener is None else str(listener["node_id"])
 
-            await until("the dead edge left the registry", lambda: listener_node() == "origin")
+            await until("the dead edge left the registry", lambda: listener_node() == "edge-2")
             await l1.close()
-            back = await join(origin, "l1")
-            clients.append(back)
+            await l2.close()
+            back1 = await join(spare, "l1")
+            back2 = await join(origin, "l2")
+            clients += [back1, back2]
             await until(
-                "the rejoined listener hears the room through the origin",
-                lambda: hears_exactly(back, {"mix": {HOST, S1}}),
+                "the rejoined listeners hear the room through the other edge and the origin",
+                lambda: all(hears_exactly(c, {"mix": {HOST, S1}}) for c in (back1, back2)),
             )
             assert host.participants["l1"]["role"] == "listener"
-            where = {"host": "origin", "s1": "origin", "l1": "origin"}
-            await until_async("the registry follows the rejoin", lambda: registry_says(where))
+            where = {"host": "origin", "s1": "origin", "l1": "edge-2", "l2": "origin"}
+            await until_async("the registry follows the rejoins", lambda: registry_says(where))
         finally:
             for client in clients:
                 await client.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -11,7 +13,7 @@ from core.errors import InvalidToken, TokenExpired
 from core.rooms import Role
 from core.settings import Settings
 from core.tokens import issue_join_token
-from live.edge import internal_url
+from live.edge import RelayedMixer, internal_url
 from live.node import LiveNode
 from live.relay import RelayIndex, create_relay_router, decode_service_token, issue_service_token
 
@@ -74,3 +76,19 @@ def test_internal_routes_refuse_without_a_service_token_or_a_room(settings: Sett
         with client.websocket_connect(path) as ws, pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_text()
         assert closed.value.code == 4004
+
+
+def test_the_edge_mixer_sends_the_origin_packets_as_they_are_without_a_clock() -> None:
+    async def scenario() -> tuple[bytes, int | None, int, int]:
+        mixer = RelayedMixer("r")
+        track = mixer.attach_listener()  # unbound: the packet is queued, as for a sender
+        mixer.start()
+        mixer.relay(b"\xf8opus", 96_000)
+        packet = await asyncio.wait_for(track.recv(), 1)
+        await asyncio.sleep(0.1)  # a clock would have ticked 5 times by now
+        ticks = mixer.ticks
+        await mixer.close()
+        return bytes(packet), packet.pts, ticks, mixer.stats.mix_latency.total
+
+    payload, pts, ticks, timed = asyncio.run(scenario())
+    assert (payload, pts, ticks, timed) == (b"\xf8opus", 96_000, 0, 1)

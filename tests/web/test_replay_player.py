@@ -233,7 +233,7 @@ def _current(d: Any) -> float:
     return value
 
 
-def player_session(screenshot: str = "") -> dict[str, Any]:  # noqa: PLR0915 (one scenario)
+def player_session(screenshot: str = "") -> dict[str, Any]:
     """(In the netns.) Drive the player; return what was observed for the parent to assert."""
     import httpx
     import sqlalchemy as sa
@@ -293,9 +293,7 @@ def player_session(screenshot: str = "") -> dict[str, Any]:  # noqa: PLR0915 (on
             )
             result["title"] = d.find_element(By.ID, "title").text
             result["turns"] = [e.text for e in d.find_elements(By.CSS_SELECTOR, "#turns li")]
-            result["chapters"] = [
-                e.text for e in d.find_elements(By.CSS_SELECTOR, "#chapters li")
-            ]
+            result["chapters"] = [e.text for e in d.find_elements(By.CSS_SELECTOR, "#chapters li")]
             result["downloads"] = [
                 [a.text, a.get_attribute("href")]
                 for a in d.find_elements(By.CSS_SELECTOR, "#downloads a")
@@ -312,7 +310,9 @@ def player_session(screenshot: str = "") -> dict[str, Any]:  # noqa: PLR0915 (on
 
             # Speed.
             Select(d.find_element(By.ID, "speed")).select_by_visible_text("1.5×")
-            result["rate"] = d.execute_script("return document.getElementById('audio').playbackRate")
+            result["rate"] = d.execute_script(
+                "return document.getElementById('audio').playbackRate"
+            )
 
             # Next speaker: from inside Hana's first turn to Gil's turn.
             before = _current(d)
