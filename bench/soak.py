@@ -28,7 +28,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bench.report import machine_line, markdown_table, median, write_section
 from bench.sfu import ROOM, Proc, _free_port, _spawn, _tokens
@@ -146,16 +145,15 @@ async def soak(
 
 def render(result: SoakResult, command: str) -> str:
     cpu = [s.cpu_percent for s in result.samples[1:]]
+    middle = next(s for s in result.samples if s.at >= result.samples[-1].at / 2)
+    rss = f"{result.samples[0].rss_mib:.1f} / {middle.rss_mib:.1f} / {result.samples[-1].rss_mib:.1f}"
+    room = f"{result.speakers} speakers, {result.listeners} listeners, {result.minutes:.3g} min"
     summary = markdown_table(
         ["measure", "value"],
         [
-            ["room", f"{result.speakers} speakers, {result.listeners} listeners, "
-                     f"{result.minutes:g} min"],
+            ["room", room],
             ["listeners that heard audio", f"{result.listeners_heard} / {result.listeners}"],
-            ["server RSS at start / half time / end, MiB",
-             f"{result.samples[0].rss_mib:.1f} / "
-             f"{next(s for s in result.samples if s.at >= result.samples[-1].at / 2).rss_mib:.1f}"
-             f" / {result.samples[-1].rss_mib:.1f}"],
+            ["server RSS at start / half time / end, MiB", rss],
             ["RSS growth over the last half, % (goal ≤ 5)", 100 * result.growth_last_half],
             ["server CPU, % of one core, median / max", f"{median(cpu):.1f} / {max(cpu, default=0):.1f}"],
             ["packets lost by listeners, % of expected", 100 * result.loss],

@@ -156,7 +156,7 @@ def finish(ws: dict[str, Any]) -> None:
     for socket in ws.values():
         try:
             reply = request(socket, "end_room", request_id="fin")
-        except Exception:  # noqa: BLE001 (this socket is already closed: try the next)
+        except Exception:  # noqa: BLE001, S112 (this socket is already closed: try the next)
             continue
         if reply.kind == "ack":
             return

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from core.errors import RoomRuleError
 from core.protocol import CloseCode
-from core.rooms import Join, Leave, RoomPolicy, apply, open_room
-from core.rooms import Role
+from core.rooms import Join, Leave, Role, RoomPolicy, apply, open_room
 from core.settings import Settings
 from live.rate_limit import per_minute, retry_after, take
 from tests.hardening.signaling_world import (
