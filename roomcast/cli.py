@@ -101,13 +101,19 @@ def migrate() -> None:
 
 @app.command()
 def live() -> None:
-    """Serve a live node (signaling WebSocket + WebRTC) on ROOMCAST_LIVE__HOST:PORT."""
+    """Serve a live node (signaling WebSocket + WebRTC) on ROOMCAST_LIVE__HOST:PORT.
+
+    With ROOMCAST_REDIS__URL set, the node joins the cluster (room placement, origin/edge and
+    /metrics, see docs/scaling.md); without it, it runs as a single standalone node.
+    """
     import uvicorn
 
+    from live.cluster import create_cluster_app
     from live.node import create_live_app
 
     settings = _settings("live")
-    application = _guard("live", lambda: create_live_app(settings))
+    factory = create_cluster_app if settings.redis.url else create_live_app
+    application = _guard("live", lambda: factory(settings))
     uvicorn.run(
         application,
         host=settings.live.host,

@@ -69,9 +69,13 @@ def test_storage_outage_degrades_then_everything_is_stored(
 
     async def scenario() -> None:
         host = await node.join(ROOM, "host", Role.HOST, publish_track=BurstTrack(), record=True)
-        sam = await node.join(ROOM, "sam", Role.COHOST, publish_track=BurstTrack(1500.0))
+        sam = await node.join(ROOM, "sam", publish_track=BurstTrack(1500.0))
         try:
             await host.wait_for(lambda c: c.recording and "sam" in c.participants)
+            await host.invite("sam")
+            await sam.wait_for(lambda c: "sam" in c.invited)
+            await sam.accept_invite()
+            await sam.wait_for(lambda c: frames_from(c, "host") > 0)
             moto_server.stop()
             await host.wait_for(lambda c: any(m["degraded"] for m in health_messages(c)), 20)
             degraded = health_messages(host)[-1]
@@ -116,4 +120,8 @@ def test_storage_outage_degrades_then_everything_is_stored(
             assert len(data) == segment.size
             assert hashlib.sha256(data).hexdigest() == segment.sha256
     assert time.monotonic() - started < 60
-    assert not any(Path(s3_settings.spool_dir).iterdir()), "every spool file was stored"
+    # The spool directory goes once the job is enqueued, just after the manifest is stored.
+    deadline = time.monotonic() + 10
+    while any(s3_settings.spool_dir.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(s3_settings.spool_dir.iterdir()), "every spool file was stored"
