@@ -227,6 +227,13 @@ ffmpeg's `ebur128` (mono played as dual-mono). Target −16 LUFS, ≤ −1 dBTP.
 "roomcast export (MP3)" includes decoding, per-speaker levelling, the mix, the true-peak limiter,
 MP3 encoding and the re-measurement of the encoded file; "all outputs" adds M4A, HLS, FLAC
 stems, waveform, timeline and chapters, every encoded output re-measured.
+
+Goals (issue 5): MP3 path ≤ 0.5 × ffmpeg's time, all outputs ≤ 1 ×, ≤ 500 MB. Memory is met
+and flat in the room's length (2 min: ~220 MB, mostly imports); time is not yet. Where the MP3
+path's time goes (profiled on 4 × 2 min): MP3 encoding ~35 % — the libmp3lame bundled in
+PyAV's wheel is ~2.7× slower than Debian's (2.6 s vs 0.96 s for the same 2 min), the
+true-peak limiter ~20 %, Opus decoding ~20 % (Python per 20 ms frame), re-measuring the
+encoded file ~10 %. The machine is shared: compare ratios, not seconds.
 """
 
 

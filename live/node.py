@@ -46,6 +46,7 @@ from core.storage import Storage
 from core.tokens import JoinClaims
 from live.media_room import PacketTap
 from live.recording import RecordingHealth, RoomRecorder
+from live.recording_rows import RecordingRows
 from live.room_session import Connection, RoomSession
 from live.rtc import prepare_ice
 from live.signaling import create_live_router
@@ -81,8 +82,10 @@ class SpoolRecording:
         recording_id: str,
         room_id: str,
         clock: RoomClock,
+        rows: RecordingRows | None = None,
     ) -> None:
         self.recording_id = recording_id
+        self._rows = rows
         self.room_id = room_id
         self.clock = clock
         self._resources = resources
@@ -105,6 +108,8 @@ class SpoolRecording:
         self._uploader = Uploader(storage, policy=self._retry)
         self._uploader.start()
         self.writer.start()
+        if self._rows is not None:
+            self._rows.started(self.recording_id, self.room_id, self.clock.epoch_unix)
 
     def _segment_closed(self, car: SegmentSidecar, path: Path) -> None:
         if self._uploader is not None:  # else the finish sweep stores it
@@ -145,6 +150,10 @@ class SpoolRecording:
             policy=self._retry,
             deadline_seconds=FINISH_DEADLINE_SECONDS,
         )
+        if self._rows is not None:
+            self._rows.finished(
+                self.recording_id, self.room_id, self.clock.epoch_unix, done.manifest_key
+            )
         return done.manifest_key
 
 
@@ -167,6 +176,7 @@ class LiveNode:
         self._storage = storage
         self._queue = job_queue
         self._resource_lock = threading.Lock()
+        self._rows = RecordingRows(settings)
         self._sessions: dict[str, RoomSession] = {}
         self._recorders: dict[str, RoomRecorder] = {}
         self._finishing: set[asyncio.Task[None]] = set()
@@ -234,6 +244,7 @@ class LiveNode:
             self._finish_recorder(room_id)
         if self._finishing:
             await asyncio.wait(set(self._finishing), timeout=FINISH_WAIT_SECONDS + 5)
+        await asyncio.to_thread(self._rows.close)
 
     async def recover(self, wait: float = RECOVERY_WAIT_SECONDS) -> None:
         """Finish every recording a previous process left in the spool (on a thread); wait at
@@ -288,7 +299,9 @@ class LiveNode:
                 session.send_to_recorders(message)
 
         def open_recording(recording_id: str, room: str, clock: RoomClock) -> SpoolRecording:
-            return SpoolRecording(self.settings, self._resources, recording_id, room, clock)
+            return SpoolRecording(
+                self.settings, self._resources, recording_id, room, clock, self._rows
+            )
 
         recorder = RoomRecorder(room_id, open_recording=open_recording, notify=notify)
         old = self._recorders.pop(room_id, None)

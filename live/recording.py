@@ -275,7 +275,7 @@ class RoomRecorder:
         if self._worker is not None:
             try:
                 await asyncio.wait_for(self._jobs.join(), timeout)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 logger.error("room %s: recording jobs still running after %.0f s", self.room_id,
                              timeout)  # fmt: skip
             self._worker.cancel()
@@ -324,7 +324,7 @@ class RoomRecorder:
     def _finish(self, sink: RecordingSink, offset: int) -> None:
         try:
             key = sink.finish(offset)
-        except Exception as exc:  # kept in the spool: the restart recovery finishes it
+        except Exception as exc:  # noqa: BLE001 - kept in the spool; the restart recovery finishes it
             logger.error("room %s: recording %s kept in the spool: %s", self.room_id,
                          sink.recording_id, exc)  # fmt: skip
             self.finished[sink.recording_id] = f"error: {exc}"

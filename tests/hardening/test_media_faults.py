@@ -6,9 +6,10 @@ overtake each other); a listener decodes the room mix. The mixer's packet-loss c
 (live/mixer.py: the speaker's last frame repeated, fading, for up to 3 frames) must keep the
 mix free of holes: no silent run longer than what concealment cannot cover.
 
-The recording timeline half of this fault (the recorder wired into the live node) is not
-checked here: tests/live/test_recording_room.py does not exist yet, so there is no wired
-recorder to observe.
+The recording half: the same fault on a recorded room's host (tests/live/recording_support.py:
+a node with the recorder wired, 2 s segments, a real Redis as job queue); tone bursts sent at
+noted times must sit where they were sent on the stored recording's timeline — lost packets
+become gaps, they never pull later audio earlier.
 """
 
 from __future__ import annotations
@@ -26,7 +27,16 @@ from core.settings import Settings
 from live.client import RoomClient
 from live.forwarding import FRAME_TICKS
 from live.mixer import CONCEAL_FADE, CONCEAL_FRAMES, PlayoutBuffer, conceal
+from core.adapters.storage_factory import build_storage
 from tests.hardening.live_process import running_live_node
+from tests.live.recording_support import (
+    BurstTrack,
+    NodeProcess,
+    node_env,
+    onsets,
+    placed_track,
+    wait_for_manifest,
+)
 from tests.hardening.netfault import Impairment, fate, impair
 from tests.live.audio import ToneTrack, tones_present
 
@@ -152,6 +162,55 @@ def test_listeners_hear_continuous_audio_through_loss_jitter_and_reordering(
     assert figures["frames"] >= 0.9 * figures["expected_frames"]
     assert figures["longest_silence_ms"] <= 20.0 * 2
     assert figures["silent_frames"] <= 0.02 * figures["frames"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_recording_timeline_does_not_shift_under_loss_and_jitter(
+    settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    node = NodeProcess(
+        settings, node_env(settings, ROOMCAST_REDIS__URL=redis_url), tmp_path / "live.log"
+    )
+    node.start()
+    sent: list[float] = []
+    try:
+
+        async def scenario() -> float:
+            mic = BurstTrack(800.0, burst_frames=8)
+            host = await node.join("rec-faults", "host", Role.HOST, publish_track=mic, record=True)
+            try:
+                await host.wait_for(lambda c: c.recording)
+                await _until(lambda: host.peer.pc.connectionState == "connected", "connected")
+                await asyncio.sleep(1.0)
+                transport = host.peer.pc.getTransceivers()[0].sender.transport
+                link = impair(transport, Impairment(loss=0.10, jitter=0.050, seed=5))
+                for _ in range(8):
+                    sent.append(await mic.burst())
+                    await asyncio.sleep(0.7)
+                await host.end_room()
+            finally:
+                await host.close()
+            return link.loss_rate
+
+        loss = asyncio.run(asyncio.wait_for(scenario(), 60))
+        storage = build_storage(settings)
+        manifest = wait_for_manifest(storage, timeout=30)
+    except BaseException:
+        print(node.tail())
+        raise
+    finally:
+        node.stop()
+    heard = onsets(placed_track(manifest, "host", storage, tmp_path), manifest.epoch)
+    assert len(heard) == len(sent), (heard, sent)
+    errors = [h - s for h, s in zip(heard, sent, strict=True)]
+    print(f"recording under faults: loss {loss:.3f}, placement errors (ms) "
+          f"{[round(1000 * e, 1) for e in errors]}")
+    assert loss > 0.03
+    # Each burst sits where it was sent: at worst its first frames were lost (each 20 ms late,
+    # never early); no error grows with time, as it would if losses were closed up.
+    assert all(-0.020 <= e <= 0.020 + 0.040 for e in errors), errors
+    assert float(np.median(np.abs(errors))) <= 0.020
 
 
 def _hears(client: RoomClient) -> bool:

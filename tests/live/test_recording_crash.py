@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sys
 import time
 from collections.abc import Iterator
@@ -94,7 +95,7 @@ def test_sigkill_mid_room_loses_at_most_the_last_second(
         assert abs(nearest - when) <= 0.020, f"burst sent at {when} placed at {nearest}"
     # The surviving audio runs without a hole up to at most 1 s before the kill.
     segments = manifest.tracks[0].segments
-    for before, after in zip(segments, segments[1:]):
+    for before, after in itertools.pairwise(segments):
         assert after.start_offset == before.start_offset + before.duration
     audio_end = manifest.epoch + (segments[-1].start_offset + segments[-1].duration) / 48000
     assert audio_end >= killed_at[0] - 1.0, f"audio ends {killed_at[0] - audio_end:.2f} s early"

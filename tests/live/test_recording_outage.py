@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import sys
 import time
 from collections.abc import Iterator
@@ -111,9 +112,11 @@ def test_storage_outage_degrades_then_everything_is_stored(
     for track in manifest.tracks:
         segments = track.segments
         assert len(segments) >= 2
-        for before, after in zip(segments, segments[1:]):
+        for before, after in itertools.pairwise(segments):
             assert after.start_offset == before.start_offset + before.duration
-        span = (segments[-1].start_offset + segments[-1].duration - segments[0].start_offset) / 48000
+        span = (
+            segments[-1].start_offset + segments[-1].duration - segments[0].start_offset
+        ) / 48000
         assert span >= 4.0, f"{track.participant_id}: only {span:.1f} s recorded"
         for segment in segments:
             data = storage.get_bytes(segment.key)
