@@ -409,9 +409,13 @@ def _move(source: Path, target: Path) -> None:
 
 def _zip(path: Path, members: list[Path]) -> Path:
     partial = path.with_name(path.name + ".part")
+    # A fixed timestamp keeps the archive byte-identical across re-renders (idempotent tasks).
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
         for member in members:
-            archive.write(member, arcname=f"stems/{member.name}")
+            info = zipfile.ZipInfo(f"stems/{member.name}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            with member.open("rb") as source, archive.open(info, "w", force_zip64=True) as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
     os.replace(partial, path)
     return path
 
