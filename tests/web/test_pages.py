@@ -259,8 +259,9 @@ def test_lobby_signs_up_creates_and_lists_a_room(browsed: dict[str, Any]) -> Non
 @pytest.mark.browser
 def test_room_page_joins_the_live_room_as_host(browsed: dict[str, Any]) -> None:
     assert browsed["stage"] == ["Ada Lovelace (you)"]
-    # REC follows the room's live state (recording is off until the host turns it on).
-    assert browsed["rec_shown"] is False
+    # The room was created with "record" ticked: recording starts when the host joins, and the
+    # page shows REC from the live room's state.
+    assert browsed["rec_shown"] is True
 
 
 @pytest.mark.browser
