@@ -3,13 +3,16 @@
 One clock per room ticks every 20 ms. On each tick the loop takes at most one packet per
 speaker out of a short :class:`PlayoutBuffer` (pure, ~40 ms), then one job on the room's own
 worker thread decodes those packets, measures each speaker's level, sums, clips and encodes one
-Opus packet. A packet lost or late in the middle of a speaker's playout is concealed
-(:func:`conceal`: the speaker's last frame again, fading, for up to 60 ms) rather than dropped
-to silence, so listeners hear no hole where the network lost a packet. That packet is serialised into ONE RTP packet (every listener's sender uses the
+Opus packet. That packet is serialised into ONE RTP packet (every listener's sender uses the
 room's mix SSRC, sequence and timestamp line, :meth:`RoomMixer.bind_listener`), which the tick
-then protects and sends to each listener in one loop — no queue or coroutine per listener. A
-listener costs one SRTP protect and one ``sendto`` per tick, whatever the number of speakers.
-(Unbound listener tracks, in unit tests, get the ``av.Packet`` queued instead.)
+then protects and sends to each listener in one pre-bound loop (:class:`live.fanout.Fanout`),
+no queue or coroutine per listener. A listener costs one SRTP protect and one ``sendto`` per
+tick, whatever the number of speakers.
+(Unbound listener tracks — the mix link to edges, unit tests — get the ``av.Packet`` queued.)
+
+A packet lost or late in the middle of a speaker's playout is concealed (:func:`conceal`: the
+speaker's last frame again, fading, for up to 60 ms) rather than dropped to silence, so
+listeners hear no hole where the network lost a packet.
 
 Nothing here decides who is mixed: ``MediaRoom`` only pushes packets of speakers who hold the
 grant and are not muted.
@@ -35,7 +38,8 @@ from aiortc.rtp import RtpPacket
 from numpy.typing import NDArray
 
 from live.aiortc_seam import set_ssrc
-from live.forwarding import FRAME_TICKS, RTP_HEADER, PacketQueueTrack, unwrap_delta
+from live.fanout import Fanout
+from live.forwarding import FRAME_TICKS, PacketQueueTrack, unwrap_delta
 from live.send_stats import SendStats
 
 __all__ = ["CONCEAL_FADE", "CONCEAL_FRAMES", "LOST", "MIX_INTERVAL", "PlayoutBuffer", "RoomMixer",
@@ -282,7 +286,7 @@ class RoomMixer:
         self._on_levels = on_levels
         self._buffers: dict[str, PlayoutBuffer] = {}
         self._prefetch = prefetch
-        self._listeners: set[PacketQueueTrack] = set()
+        self._listeners = Fanout()
         self._renderer = _Renderer(bitrate)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mix-{room_id}")
         self._task: asyncio.Task[None] | None = None
@@ -413,28 +417,11 @@ class RoomMixer:
             self._on_levels(levels)
 
     def _send(self, packet: av.Packet[Any]) -> None:
-        """One mix packet to every listener: serialised once per (PT, SSRC), protected each."""
+        """One mix packet to every listener: one header per tick, protected per listener."""
         self._sequence = (self._sequence + 1) & 0xFFFF
         timestamp = (self._timestamp_origin + (packet.pts or 0)) & 0xFFFFFFFF
-        payload = bytes(packet)
-        serialised: dict[tuple[int, int], bytes] = {}
-        sent = dropped = 0
-        for track in self._listeners:
-            outlet = track.outlet()
-            if outlet is None:
-                if track.bound:
-                    dropped += 1  # not connected yet (or any more)
-                else:
-                    track.offer(packet)
-                continue
-            key = (outlet.payload_type, outlet.ssrc)
-            data = serialised.get(key)
-            if data is None:
-                header = RTP_HEADER.pack(0x80, key[0], self._sequence, timestamp, key[1])
-                data = serialised[key] = header + payload
-            if outlet.send(data):
-                sent += 1
-            else:
-                dropped += 1
+        for track in self._listeners.unbound():
+            track.offer(packet)
+        sent, dropped = self._listeners.send(bytes(packet), self._sequence, timestamp)
         self.stats.mix_sent += sent
         self.stats.mix_dropped += dropped

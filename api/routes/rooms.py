@@ -36,10 +36,10 @@ from api.schemas.rooms import (
     RoomList,
     RoomOut,
 )
-from core.adapters.db.models import Room, RoomMembership, User
+from core.adapters.db.models import Room, RoomMembership, Show, User
 from core.adapters.db.types import utcnow
 from core.adapters.webhook_outbox import enqueue_deliveries, record_event
-from core.errors import NotFound
+from core.errors import Forbidden, NotFound
 from core.rooms import Role, grants_for
 from core.settings import Settings
 from core.tokens import issue_join_token
@@ -100,11 +100,20 @@ def _load(
     return room, view, membership
 
 
+def _ensure_own_show(session: Session, show_id: str, user: User) -> None:
+    """404 ``show_not_found`` / 403 ``show_owner_only``, as the show routes answer."""
+    owner_id = session.scalar(sa.select(Show.owner_id).where(Show.id == show_id))
+    if owner_id is None:
+        raise NotFound(f"no show {show_id!r}", code="show_not_found")
+    if owner_id != user.id:
+        raise Forbidden("only the show's creator may add rooms to it", code="show_owner_only")
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=RoomOut,
-    responses=error_responses(401, 422, 429),
+    responses=error_responses(401, 403, 404, 422, 429),
     dependencies=[Depends(limit_room_creation)],
 )
 def create_room(
@@ -112,7 +121,11 @@ def create_room(
 ) -> Room:
     """Open a room (``live``) or schedule one (``scheduled``, when the start is in the future).
 
+    With ``show_id`` the room belongs to that show (404 ``show_not_found``; 403
+    ``show_owner_only`` unless the caller created it): its replay becomes an episode by itself.
     429 ``room_rate_limited`` (with ``Retry-After``) past ``limits.room_creations``."""
+    if body.show_id is not None:
+        _ensure_own_show(session, body.show_id, user)
     now = utcnow()
     room_status = initial_status(body.scheduled_start, now)
     room = Room(
@@ -123,6 +136,7 @@ def create_room(
         status=room_status,
         record=body.record,
         is_private=body.is_private,
+        show_id=body.show_id,
         started_at=now if room_status == "live" else None,
     )
     session.add(room)

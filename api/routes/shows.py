@@ -24,7 +24,14 @@ from api.errors import error_body
 from api.replay_media import FEED_TYPES
 from api.routes.replays import api_url, app_storage, load_replay
 from api.schemas.errors import error_responses
-from api.schemas.shows import EpisodeCreate, EpisodeList, EpisodeOut, ShowCreate, ShowOut
+from api.schemas.shows import (
+    EpisodeCreate,
+    EpisodeList,
+    EpisodeOut,
+    EpisodeUpdate,
+    ShowCreate,
+    ShowOut,
+)
 from core.adapters.db.models import Episode, Show, User
 from core.adapters.db.types import utcnow
 from core.adapters.webhook_outbox import enqueue_deliveries, record_event
@@ -284,6 +291,25 @@ def _owned_episode(session: Session, slug: str, episode_id: str, user: User) -> 
     if episode is None or episode.show_id != show.id:
         raise NotFound(f"no episode {episode_id!r} in show {slug!r}", code="episode_not_found")
     return episode
+
+
+@router.patch(
+    "/{slug}/episodes/{episode_id}",
+    response_model=EpisodeOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def edit_episode(
+    slug: str, episode_id: str, body: EpisodeUpdate, user: CurrentUserDep, session: SessionDep
+) -> EpisodeOut:
+    """Change an episode's title, description, numbering, type or explicit flag (e.g. one
+    post-production published by itself); its guid, replay and state stay as they are."""
+    episode = _owned_episode(session, slug, episode_id, user)
+    for name, value in body.model_dump(exclude_unset=True).items():
+        if value is None and name in ("title", "description", "episode_type", "explicit"):
+            raise InvalidInput(f"{name} cannot be null; omit it to keep it", code="validation_error")
+        setattr(episode, name, value)
+    session.commit()
+    return _episode_out(episode, utcnow())
 
 
 @router.post(

@@ -26,6 +26,14 @@ class RoomCreate(BaseModel):
     )
     record: bool = Field(default=False, description="Record the speakers from the start.")
     is_private: bool = Field(default=False, description="Only the host and invitees see it.")
+    show_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "A show of the caller's: once the room's replay is ready it is published in that"
+            " show's feed automatically (public rooms only)."
+        ),
+    )
 
     @field_validator("title")
     @classmethod
@@ -58,6 +66,7 @@ class RoomOut(BaseModel):
     ended_at: datetime | None
     record: bool
     is_private: bool
+    show_id: str | None = None
     created_at: datetime
 
 

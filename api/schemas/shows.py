@@ -107,6 +107,22 @@ class EpisodeCreate(BaseModel):
         return value
 
 
+class EpisodeUpdate(BaseModel):
+    """``PATCH /v1/shows/{slug}/episodes/{id}``: change what the feed says; omitted fields keep
+    their value (the guid and the replay never change)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = Field(default=None, min_length=1, max_length=4000)
+    season: int | None = Field(default=None, ge=1)
+    episode: int | None = Field(default=None, ge=1)
+    episode_type: EpisodeTypeName | None = None
+    explicit: bool | None = None
+
+    _strip = field_validator("title", "description")(_stripped)
+
+
 class EpisodeOut(BaseModel):
     """An episode; ``state`` is ``published``, ``scheduled`` or ``unpublished``."""
 

@@ -54,6 +54,34 @@ def gate(status: str, attempts_made: int, attempt: int, *, endpoint_enabled: boo
     return "send"
 
 
+def resumed_attempt(
+    status: str,
+    attempts_made: int,
+    attempt: int,
+    lease_until: float | None,
+    now: float,
+    *,
+    redelivered: bool,
+) -> int:
+    """The attempt a message for attempt ``attempt`` should run as.
+
+    A worker killed mid-POST leaves its attempt claimed (``attempts_made == attempt``) but never
+    recorded, and the broker redelivers the same message (``redelivered``). Once the claim's
+    lease has run out the attempt is lost, so the message runs as attempt ``attempt + 1`` (the
+    claim is conditional, so at most one message wins it). A lease still running means another
+    process may be sending, and a message that is merely duplicated (not redelivered) is never
+    promoted: both keep their number and :func:`gate` drops them.
+    """
+    lost = (
+        redelivered
+        and status == "pending"
+        and attempts_made == attempt
+        and lease_until is not None
+        and lease_until <= now
+    )
+    return attempt + 1 if lost else attempt
+
+
 @dataclass(frozen=True)
 class AttemptOutcome:
     """What one attempt changes."""

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def _host(sessions: sessionmaker[Session]) -> str:
         return host.id
 
 
-def _long_mp3(path: Path) -> bytes:
+def long_mp3(path: Path) -> bytes:
     """Three minutes of a gliding tone: long enough that the cut is still running at the kill."""
     t = np.arange(int(REPLAY_SECONDS * RATE)) / RATE
     samples = (0.4 * np.sin(2 * np.pi * (220 + t) * t)).astype(np.float32)
@@ -104,7 +105,7 @@ def test_worker_killed_mid_clip_render_redelivers_and_stores_identical_bytes(
 ) -> None:
     host = _host(context.sessions)
     seeded = seed_replay(
-        fault_settings, context.storage, host, mp3=_long_mp3(tmp_path / "r.mp3"),
+        fault_settings, context.storage, host, mp3=long_mp3(tmp_path / "r.mp3"),
         duration=REPLAY_SECONDS,
     )  # fmt: skip
     clip_id = _pending_clip(context.sessions, seeded.replay_id, host)
@@ -160,3 +161,136 @@ def test_worker_killed_mid_clip_render_redelivers_and_stores_identical_bytes(
             key_of(reference)
         )
     print(f"clip render: recovered {recovered_in:.1f} s after the kill")
+
+
+# -- webhook delivery: the worker dies while the receiver holds the request -------------------
+
+
+@dataclass
+class HangingReceiver:
+    """Holds the first request open until ``release`` is set; answers 204 to the rest."""
+
+    secret: str = ""
+    port: int = 0
+    release: threading.Event = field(default_factory=threading.Event)
+    held: threading.Event = field(default_factory=threading.Event)
+    requests: list[tuple[dict[str, str], bytes, bool]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/roomcast"
+
+
+@contextmanager
+def hanging_receiver() -> Iterator[HangingReceiver]:
+    receiver = HangingReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            verified = independent_verify(receiver.secret, headers, body, time.time())
+            with receiver.lock:
+                receiver.requests.append((headers, body, verified))
+                first = len(receiver.requests) == 1
+            if first:
+                receiver.held.set()
+                receiver.release.wait(30)
+            try:
+                self.send_response(204)
+                self.send_header("content-length", "0")
+                self.end_headers()
+            except OSError:
+                pass  # the sender is gone (killed)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.port = int(server.server_address[1])
+    thread = threading.Thread(target=server.serve_forever, name="hanging-receiver", daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+#: Timeout 1 s: the claim's lease (2 × timeout) has run out when the message comes back.
+WEBHOOK_ENV = {
+    "ROOMCAST_WEBHOOKS__ALLOW_PRIVATE_TARGETS": "127.0.0.1",
+    "ROOMCAST_WEBHOOKS__TIMEOUT_SECONDS": "1",
+    "ROOMCAST_WEBHOOKS__RETRY_JITTER": "0",
+}
+
+
+def _delivery(sessions: sessionmaker[Session], endpoint_id: str) -> list[WebhookDelivery]:
+    with sessions() as session:
+        return list(
+            session.scalars(
+                sa.select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+            )
+        )
+
+
+def test_worker_killed_mid_webhook_post_redelivers_once_with_the_same_id(
+    fault_settings: Settings, context: WorkerContext
+) -> None:
+    owner = _host(context.sessions)
+    var = Path(fault_settings.var_dir)
+    env = fast_redelivery_env(**WEBHOOK_ENV)
+    event = events.clip_ready(
+        clip_id="clip-1", replay_id="replay-1", start_seconds=3.0, duration_seconds=30.0,
+        audio_url="http://127.0.0.1/a.mp3", page_url="http://127.0.0.1/clips/x",
+        at=datetime.now(UTC),
+    )  # fmt: skip
+    first = start_worker(fault_settings.redis_url, var, env)
+    second = None
+    queue = CeleryJobQueue(fault_settings)
+    try:
+        with hanging_receiver() as receiver:
+            receiver.secret = generate_secret()
+            with context.sessions() as session:
+                endpoint = WebhookEndpoint(
+                    owner_id=owner, url=receiver.url, secret=receiver.secret, events=["clip.ready"]
+                )
+                session.add(endpoint)
+                session.commit()
+                endpoint_id = endpoint.id
+            assert len(emit(context.sessions, queue, owner, event)) == 1
+            assert receiver.held.wait(60), "the worker never posted"
+            os.killpg(first.pid, signal.SIGKILL)  # while the receiver holds the request
+            killed_at = time.monotonic()
+            first.wait(timeout=10)
+            receiver.release.set()
+            [claimed] = _delivery(context.sessions, endpoint_id)
+            assert (claimed.status, claimed.attempts) == ("pending", 1)
+
+            second = start_worker(fault_settings.redis_url, var, env)
+            wait_until(
+                lambda: _delivery(context.sessions, endpoint_id)[0].status != "pending",
+                60, "the redelivered webhook attempt",
+            )  # fmt: skip
+            recovered_in = time.monotonic() - killed_at
+            time.sleep(1.5)  # a duplicate send would arrive within this
+            requests = list(receiver.requests)
+    finally:
+        queue.close()
+        stop_worker(first)
+        if second is not None:
+            stop_worker(second)
+
+    [delivery] = _delivery(context.sessions, endpoint_id)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 2, 204)
+    # Sent twice (the receiver cannot know the first answer was lost): same webhook-id and body,
+    # so a receiver deduplicating by webhook-id acts once; both signatures verify.
+    assert len(requests) == 2
+    assert {headers["webhook-id"] for headers, _, _ in requests} == {event.id}
+    assert {body for _, body, _ in requests} == {events.encode_body(event.payload())}
+    assert all(verified for _, _, verified in requests)
+    print(f"webhook: delivered {recovered_in:.1f} s after the kill")
+

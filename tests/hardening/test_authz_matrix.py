@@ -102,6 +102,7 @@ MATRIX: Final[dict[str, Expect]] = {
     "POST /v1/shows/{slug}/episodes": (401, 403, 403, 403, 201, 403, 403),
     "GET /v1/shows/{slug}/episodes": ALL_200,
     "POST /v1/shows/{slug}/episodes/{episode_id}/unpublish": OWNER_ACTS,
+    "PATCH /v1/shows/{slug}/episodes/{episode_id}": OWNER_ACTS,
     "POST /v1/shows/{slug}/episodes/{episode_id}/publish": OWNER_ACTS,
     "GET /feeds/{slug}.xml": ALL_200,
     "HEAD /feeds/{slug}.xml": ALL_200,
@@ -162,6 +163,7 @@ BODIES: Final[dict[str, BodyFn]] = {
         "json": episode_body(w.other_public_replay_id)
     },
     "POST /v1/shows/{slug}/episodes/{episode_id}/publish": lambda w, a: {"json": {}},
+    "PATCH /v1/shows/{slug}/episodes/{episode_id}": lambda w, a: {"json": {"title": "Renamed"}},
     "POST /v1/webhooks": lambda w, a: {"json": {"url": HOOK_URL, "events": ["clip.ready"]}},
 }
 

@@ -22,13 +22,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.adapters.storage_factory import build_storage
 from core.rooms import Role
 from core.settings import Settings
 from live.client import RoomClient
 from live.forwarding import FRAME_TICKS
 from live.mixer import CONCEAL_FADE, CONCEAL_FRAMES, PlayoutBuffer, conceal
-from core.adapters.storage_factory import build_storage
 from tests.hardening.live_process import running_live_node
+from tests.hardening.netfault import Impairment, fate, impair
+from tests.live.audio import ToneTrack, tones_present
 from tests.live.recording_support import (
     BurstTrack,
     NodeProcess,
@@ -37,8 +39,6 @@ from tests.live.recording_support import (
     placed_track,
     wait_for_manifest,
 )
-from tests.hardening.netfault import Impairment, fate, impair
-from tests.live.audio import ToneTrack, tones_present
 
 ROOM = "faulty-room"
 TONE = 523.0

@@ -10,7 +10,8 @@ The shell around :func:`workers.audio.pipeline.render_replay` and :mod:`core.rep
    options; a replay already ``ready`` at that version is left alone (a redelivered message);
 4. set the replay ``processing``, render every output into a temporary directory, upload all of
    them under ``replays/<replay_id>/v<version>/``, and only then, in one transaction, point the
-   ``ReplayOutput`` rows at them and set the replay ``ready`` (with ``replay.ready``).
+   ``ReplayOutput`` rows at them and set the replay ``ready`` (with ``replay.ready``); a public
+   show room's replay is published as an episode there too (:mod:`workers.auto_episode`).
 
 Bad input (a manifest failing its schema, a missing segment, a trim keeping nothing) sets the
 replay ``failed`` with a reason naming the field or the segment, and the task raises. An
@@ -50,6 +51,7 @@ from core.recording.manifest import Manifest
 from core.webhooks.events import recording_ready, replay_ready
 from workers.audio.pipeline import RenderOptions, RenderResult, render_replay
 from workers.audio.sources import StorageSource
+from workers.auto_episode import publish_auto_episode
 from workers.context import WorkerContext, worker_context
 
 log = logging.getLogger(__name__)
@@ -360,6 +362,8 @@ def _publish(
                 at=utcnow(),
             )
             created = record_event(session, room.host_id, event)
+            # A show room's replay enters the show's feed in this same transaction.
+            created += publish_auto_episode(session, context.settings, replay, room)
         session.commit()
     enqueue_deliveries(context.queue, created)
     log.info("recording %s: replay %s ready (v%s)", recording_id, replay_id, version)

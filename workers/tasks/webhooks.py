@@ -39,7 +39,14 @@ from core.errors import UnsafeWebhookTarget
 from core.netguard import Resolver, require_webhook_target
 from core.settings import WebhookSettings
 from core.webhooks.backoff import EndpointHealth
-from core.webhooks.delivery import after_attempt, failing_since, gate, pinned_request, retry_policy
+from core.webhooks.delivery import (
+    after_attempt,
+    failing_since,
+    gate,
+    pinned_request,
+    resumed_attempt,
+    retry_policy,
+)
 from core.webhooks.events import encode_body
 from core.webhooks.signing import signature_headers
 from workers.context import WorkerContext, worker_context
@@ -74,14 +81,29 @@ def run_attempt(
     resolve: Resolver = resolve_host,
     clock: Callable[[], float] = time.time,
     rand: Callable[[], float] = random.random,
+    redelivered: bool = False,
 ) -> AttemptReport:
-    """Attempt ``attempt`` of delivery ``delivery_id`` (see the module doc)."""
+    """Attempt ``attempt`` of delivery ``delivery_id`` (see the module doc).
+
+    ``redelivered``: the broker gave this message again after its worker died; an attempt that
+    worker claimed and whose lease has expired then counts as lost (see
+    :func:`core.webhooks.delivery.resumed_attempt`).
+    """
     settings = context.settings.webhooks
     with context.sessions() as session:
         delivery = session.get(WebhookDelivery, delivery_id)
         endpoint = None if delivery is None else session.get(WebhookEndpoint, delivery.endpoint_id)
         if delivery is None or endpoint is None:
             return AttemptReport("missing")  # deleted with its endpoint: nothing is owed
+        if redelivered:
+            lease = delivery.next_attempt_at
+            resumed = resumed_attempt(
+                delivery.status, delivery.attempts, attempt,
+                None if lease is None else lease.timestamp(), clock(), redelivered=True,
+            )  # fmt: skip
+            if resumed != attempt:
+                log.warning("webhook %s: attempt %d was lost with its worker", delivery_id, attempt)
+                attempt = resumed
         verdict = gate(delivery.status, delivery.attempts, attempt, endpoint_enabled=endpoint.enabled)
         if verdict == "drop":
             return AttemptReport("dropped", status=delivery.status)
@@ -244,7 +266,10 @@ def deliver(self: Task, delivery_id: str, attempt: int = 1) -> None:
             ignore_result=True,
         )
 
-    report = run_attempt(worker_context(self.app), delivery_id, attempt, schedule=schedule)
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    report = run_attempt(
+        worker_context(self.app), delivery_id, attempt, schedule=schedule, redelivered=redelivered
+    )
     log.info("webhook delivery %s attempt %d: %s", delivery_id, attempt, report)
 
 
