@@ -13,6 +13,7 @@ from typing import Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
@@ -71,6 +72,15 @@ async def _roomcast_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database that cannot be reached (restarting, failing over) is a 503 with Retry-After,
+    like any unavailable dependency, not a 500: the request may simply be retried."""
+    if not isinstance(exc, OperationalError):  # registered for OperationalError only
+        raise exc
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+    return await _roomcast_error(request, DependencyUnavailable("database", reason))
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     parts = [
@@ -106,5 +116,6 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(RoomcastError, _roomcast_error)
+    app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import random
 import resource
+import selectors
 import socket
 import sys
 import time
@@ -55,27 +56,35 @@ PAYLOAD = bytes(random.Random(7).getrandbits(8) for _ in range(80))
 # -- the receiving process ---------------------------------------------------------------------
 
 
-def drain(control: Connection) -> None:
-    """Count datagrams on one socket; answer each message on ``control`` with the count."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.01)
-    control.send(sock.getsockname())
+def drain(control: Connection, sockets: int) -> None:
+    """Count datagrams arriving on ``sockets`` sockets (their addresses go first on
+    ``control``); answer each later message on ``control`` with the count so far."""
+    selector = selectors.DefaultSelector()
+    addresses = []
+    for _ in range(sockets):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24 if sockets == 1 else 1 << 18)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+        addresses.append(sock.getsockname())
+    control.send(addresses)
     received = 0
     buffer = bytearray(2048)
     while True:
-        try:
-            while True:
-                sock.recv_into(buffer)
-                received += 1
-        except TimeoutError:
-            pass
+        for key, _ in selector.select(timeout=0.01):
+            recv_into = key.fileobj.recv_into  # type: ignore[union-attr]
+            try:
+                while True:
+                    recv_into(buffer)
+                    received += 1
+            except BlockingIOError:
+                pass
         if control.poll():
-            if control.recv() == "stop":
-                control.send(received)
-                return
+            message = control.recv()
             control.send(received)
+            if message == "stop":
+                return
 
 
 # -- the listeners -----------------------------------------------------------------------------
@@ -94,11 +103,11 @@ def srtp_session() -> Session:
     return Session(policy)
 
 
-async def listener_tracks(count: int, ssrc: int, address: Any) -> list[PacketQueueTrack]:
-    """``count`` tracks bound to connected stand-in transceivers, one UDP socket each."""
+async def listener_tracks(ssrc: int, addresses: list[Any]) -> list[PacketQueueTrack]:
+    """One track per address, bound to a connected stand-in transceiver with its own socket."""
     loop = asyncio.get_running_loop()
     tracks = []
-    for _ in range(count):
+    for address in addresses:
         transport, _ = await loop.create_datagram_endpoint(
             asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
         )
@@ -153,15 +162,33 @@ class Run:
         return 1e6 * self.cpu / max(1, self.packets)
 
 
-async def measure(listeners: int, ticks: int, repeats: int, interval: float) -> list[Run]:
+async def measure(
+    listeners: int, ticks: int, repeats: int, interval: float, spread: int = 0
+) -> list[Run]:
+    # One receiving socket (the sender's cost alone), or one per listener spread over
+    # ``spread`` processes, like bench.sfu's load clients: on loopback the kernel then also
+    # charges the sender for waking those processes.
     context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    receiver = context.Process(target=drain, args=(theirs,), daemon=True)
-    receiver.start()
+    controls, receivers = [], []
+    for index in range(max(1, spread)):
+        sockets = 1 if spread == 0 else len(range(index, listeners, spread))
+        ours, theirs = context.Pipe()
+        receiver = context.Process(target=drain, args=(theirs, sockets), daemon=True)
+        receiver.start()
+        controls.append(ours)
+        receivers.append(receiver)
+
+    def count() -> int:
+        for control in controls:
+            control.send("count")
+        return sum(control.recv() for control in controls)
+
     try:
-        address = ours.recv()
+        addresses = [address for control in controls for address in control.recv()]
+        if spread == 0:
+            addresses *= listeners
         ssrc = random.getrandbits(32)
-        tracks = await listener_tracks(listeners, ssrc, address)
+        tracks = await listener_tracks(ssrc, addresses)
         fanout = Fanout()
         for track in tracks:
             fanout.add(track)
@@ -169,8 +196,7 @@ async def measure(listeners: int, ticks: int, repeats: int, interval: float) -> 
         sequence = timestamp = 0
         for _ in range(repeats):
             for path in PATHS:
-                ours.send("count")
-                before_count = ours.recv()
+                before_count = count()
                 before = resource.getrusage(resource.RUSAGE_SELF)
                 cpu = 0.0
                 start = time.monotonic()
@@ -187,8 +213,7 @@ async def measure(listeners: int, ticks: int, repeats: int, interval: float) -> 
                     await asyncio.sleep(max(0.0, delay))
                 after = resource.getrusage(resource.RUSAGE_SELF)
                 await asyncio.sleep(0.05)  # let the receiver drain
-                ours.send("count")
-                received = ours.recv() - before_count
+                received = count() - before_count
                 runs.append(Run(path, cpu, after.ru_utime - before.ru_utime,
                                 after.ru_stime - before.ru_stime, ticks * listeners, received))
         for track in tracks:
@@ -197,47 +222,66 @@ async def measure(listeners: int, ticks: int, repeats: int, interval: float) -> 
                 outlet._nominated[1].protocol.transport.close()
         return runs
     finally:
-        ours.send("stop")
-        ours.recv()
-        receiver.join(5)
+        for control in controls:
+            control.send("stop")
+            control.recv()
+        for receiver in receivers:
+            receiver.join(5)
 
 
-def render(runs: list[Run], listeners: int, ticks: int, interval: float, command: str) -> str:
-    def of(path: str) -> list[Run]:
-        return [run for run in runs if run.path == path]
-
+def table(runs: list[Run]) -> tuple[str, float]:
+    """The markdown table of one measurement, and its ratio (outlet / fanout)."""
     rows: list[list[object]] = []
     costs: list[float] = []
     for path in PATHS:
-        mine = of(path)
-        costs.append(median([run.us_per_packet for run in mine]))
+        mine = [run for run in runs if run.path == path]
+        cost = median([run.us_per_packet for run in mine])
+        costs.append(cost)
         packets = sum(run.packets for run in mine)
         rows.append([
             path,
-            median([run.us_per_packet for run in mine]),
+            cost,
             median([1e6 * run.user / run.packets for run in mine]),
             median([1e6 * run.system / run.packets for run in mine]),
-            median([run.us_per_packet for run in mine]) * 50 / 1000,
-            1e6 / max(1e-9, 50 * median([run.us_per_packet for run in mine])),
+            cost * 50 / 1000,
+            1e6 / max(1e-9, 50 * cost),
             f"{packets - sum(run.received for run in mine)} / {packets}",
         ])
-    ratio = costs[0] / max(1e-9, costs[1])
-    table = markdown_table(
-        ["path", "CPU µs per packet per listener (median)", "of which user µs (whole run)",
+    markdown = markdown_table(
+        ["path", "CPU µs per packet per listener (median)", "user µs (whole run)",
          "sys µs (whole run)", "ms/s per listener at 50 packets/s", "listeners per core",
          "lost / sent"],
         rows,
     )
-    one, five, _ = os.getloadavg()
-    return (
-        f"## Send path (mix fan-out, one process)\n\n{machine_line()}\n\n`{command}`\n\n"
+    return markdown, costs[0] / max(1e-9, costs[1])
+
+
+def render(
+    measured: list[tuple[int, list[Run]]], listeners: int, ticks: int, interval: float,
+    command: str,
+) -> str:
+    """The docs/performance.md section: one table per receiving layout (``spread``)."""
+    runs_per_path = len(measured[0][1]) // len(PATHS)
+    parts = [
+        (f"## Send path (mix fan-out, one process)\n\n{machine_line()}\n\n`{command}`\n\n"
         f"{listeners} listeners, {ticks} ticks of {1000 * interval:g} ms per run,"
-        f" {len(runs) // len(PATHS)} runs per path, alternating; SRTP profile"
-        f" {SRTP_PROFILES[0].openssl_profile.decode()}, {len(PAYLOAD)}-byte payload.\n\n"
-        f"{table}\n\n**Ratio (outlet / fanout): {ratio:.2f}× CPU per packet per listener.**\n\n"
-        f"Load average {one:.2f} (1 min) / {five:.2f} (5 min) on {os.cpu_count()} cores at the"
-        " end. The user/sys columns are the whole run's getrusage (pacing included).\n"
-    )
+        f" {runs_per_path} runs per path, alternating; SRTP profile"
+        f" {SRTP_PROFILES[0].openssl_profile.decode()}, {len(PAYLOAD)}-byte payload."
+        " CPU is the sending process's, in the send calls (process_time: user + sys); the"
+        " user/sys columns are the whole run's getrusage (pacing included).\n")
+    ]
+    for spread, runs in measured:
+        markdown, ratio = table(runs)
+        where = ("one receiving socket (the sender's own cost)" if spread == 0 else
+                 f"one receiving socket per listener in {spread} processes, as bench.sfu's load"
+                 " clients: on loopback the sender's syscall also delivers each packet and wakes"
+                 " its receiver, work a real network does on the listener's machine")
+        parts.append(f"**Receivers: {where}.**\n\n{markdown}\n\n"
+                     f"Ratio (outlet / fanout): {ratio:.2f}× CPU per packet per listener.\n")
+    one, five, _ = os.getloadavg()
+    parts.append(f"Load average {one:.2f} (1 min) / {five:.2f} (5 min) on {os.cpu_count()}"
+                 " cores at the end.\n")
+    return "\n".join(parts)
 
 
 def main(argv: list[str]) -> int:
@@ -247,12 +291,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ticks", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between ticks")
+    parser.add_argument("--spread", type=int, default=5,
+                        help="also measure with one receiving socket per listener spread over"
+                        " this many processes (0: skip)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.listeners, args.ticks, args.repeats = 20, 10, 2
-    runs = asyncio.run(measure(args.listeners, args.ticks, args.repeats, args.interval))
-    command = "python -m bench.send_path " + " ".join(argv)
-    body = render(runs, args.listeners, args.ticks, args.interval, command.strip())
+        args.listeners, args.ticks, args.repeats, args.spread = 20, 10, 2, 2
+    measured = [
+        (spread, asyncio.run(measure(args.listeners, args.ticks, args.repeats, args.interval,
+                                     spread)))
+        for spread in ([0, args.spread] if args.spread > 0 else [0])
+    ]
+    command = ("python -m bench.send_path " + " ".join(argv)).strip()
+    body = render(measured, args.listeners, args.ticks, args.interval, command)
     print(body)
     if not args.quick:
         write_section("send_path", body)

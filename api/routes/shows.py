@@ -305,8 +305,6 @@ def edit_episode(
     post-production published by itself); its guid, replay and state stay as they are."""
     episode = _owned_episode(session, slug, episode_id, user)
     for name, value in body.model_dump(exclude_unset=True).items():
-        if value is None and name in ("title", "description", "episode_type", "explicit"):
-            raise InvalidInput(f"{name} cannot be null; omit it to keep it", code="validation_error")
         setattr(episode, name, value)
     session.commit()
     return _episode_out(episode, utcnow())

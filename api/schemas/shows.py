@@ -120,6 +120,13 @@ class EpisodeUpdate(BaseModel):
     episode_type: EpisodeTypeName | None = None
     explicit: bool | None = None
 
+    @field_validator("title", "description", "episode_type", "explicit", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null; omit it to keep the value")
+        return value
+
     _strip = field_validator("title", "description")(_stripped)
 
 

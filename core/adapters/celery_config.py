@@ -57,7 +57,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # False: on a broker connection loss Celery would terminate the running task and then
+        # acknowledge its message as a failure once reconnected, losing the job (seen in
+        # tests/faults/test_redis_restart.py). Left running, the task finishes; its ack fails,
+        # so the broker redelivers it after the visibility timeout, and the idempotent task
+        # finds its work done.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_soft_time_limit": jobs.DEFAULT_LIMITS.soft_seconds,
         "task_time_limit": jobs.DEFAULT_LIMITS.hard_seconds,
         "broker_transport_options": {

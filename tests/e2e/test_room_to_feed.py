@@ -328,6 +328,8 @@ def test_recorded_show_room_becomes_a_replay_and_a_feed_episode(up: Up, tmp_path
         )
         items = channel.findall("item")
         assert len(items) == 1 and len(items[0].findall("enclosure")) == 1
+        # The room's liveItem gave way to the replay's item once it was published.
+        assert channel.findall("podcast:liveItem", NS) == []
         pub_date = items[0].findtext("pubDate")
         assert pub_date is not None
         assert pub_date.startswith(parsedate_to_datetime(pub_date).strftime("%a, "))

@@ -76,9 +76,9 @@ def _host(sessions: sessionmaker[Session]) -> str:
         return host.id
 
 
-def long_mp3(path: Path) -> bytes:
-    """Three minutes of a gliding tone: long enough that the cut is still running at the kill."""
-    t = np.arange(int(REPLAY_SECONDS * RATE)) / RATE
+def long_mp3(path: Path, seconds: float = REPLAY_SECONDS) -> bytes:
+    """A gliding tone (three minutes: the cut is still running when the worker is killed)."""
+    t = np.arange(int(seconds * RATE)) / RATE
     samples = (0.4 * np.sin(2 * np.pi * (220 + t) * t)).astype(np.float32)
     encoder = BlockEncoder(path, EncodeSpec("mp3", sample_rate=44_100, bitrate_kbps=128))
     for block in np.array_split(samples, 200):

@@ -40,7 +40,9 @@ def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
 def _seed(sessions: sessionmaker[Session], *, private: bool = False, in_show: bool = True) -> str:
     """A creator with a show and a webhook endpoint, an ended room and its ready replay."""
     with sessions() as session:
-        user = User(email=f"h{private}{in_show}@example.com", display_name="Hana", password_hash="x")
+        user = User(
+            email=f"h{private}{in_show}@example.com", display_name="Hana", password_hash="x"
+        )
         session.add(user)
         session.flush()
         show = Show(owner_id=user.id, slug=f"talks-{private}-{in_show}", title="Talks",

@@ -17,6 +17,7 @@ from typing import Final
 
 import sqlalchemy as sa
 from celery import Task, shared_task
+from sqlalchemy.exc import OperationalError
 
 from core import clips, jobs
 from core.adapters.db.models import Clip, Replay, ReplayOutput, Room
@@ -30,7 +31,10 @@ from workers.context import WorkerContext, worker_context
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES: Final = 5
+#: 2, 4, 8, 16, 32, then every 60 s: about four minutes, so a dependency outage of a minute or
+#: two is ridden out (tests/faults/test_storage_outage.py, ROOMCAST_FAULT_OUTAGE_SECONDS=60).
+MAX_RETRIES: Final = 8
+RETRY_CAP_SECONDS: Final = 60
 #: A clip is at most a minute of audio: these limits leave room for a slow download.
 SOFT_LIMIT_SECONDS: Final = 120
 HARD_LIMIT_SECONDS: Final = 180
@@ -139,8 +143,10 @@ def render(self: Task, clip_id: str) -> None:
     context = worker_context(self.app)
     try:
         render_clip(context, clip_id)
-    except DependencyUnavailable as exc:
+    except (DependencyUnavailable, OperationalError) as exc:
+        # OperationalError: the database is unreachable (restarting); retried like storage.
         if self.request.retries >= MAX_RETRIES:
             mark_failed(context, clip_id)
             raise
-        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
+        countdown = min(RETRY_CAP_SECONDS, 2 ** (self.request.retries + 1))
+        raise self.retry(exc=exc, countdown=countdown) from exc

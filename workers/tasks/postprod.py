@@ -364,7 +364,14 @@ def _publish(
             created = record_event(session, room.host_id, event)
             # A show room's replay enters the show's feed in this same transaction.
             created += publish_auto_episode(session, context.settings, replay, room)
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError:
+            # A concurrent render of the same replay published first (same outputs, same
+            # episode guid): theirs stands, and this one has nothing left to do.
+            session.rollback()
+            log.info("replay %s: published concurrently; keeping that", replay_id)
+            return "superseded"
     enqueue_deliveries(context.queue, created)
     log.info("recording %s: replay %s ready (v%s)", recording_id, replay_id, version)
     return "rendered"
