@@ -329,6 +329,12 @@ class LiveNode:
             self._ended[session.room_id] = None
             while len(self._ended) > MAX_ENDED_REMEMBERED:
                 self._ended.popitem(last=False)
+            with contextlib.suppress(RuntimeError):  # no running loop: the node is shutting down
+                self._track(asyncio.to_thread(self._note_room_ended, session.room_id))
+
+    def _note_room_ended(self, room_id: str) -> None:
+        """Mark the room ended in the database (best effort, on a thread)."""
+        self._rows.room_ended(room_id, self._resources()[1])
 
 
 def create_live_app(settings: Settings, *, node: LiveNode | None = None) -> FastAPI:

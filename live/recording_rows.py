@@ -1,4 +1,9 @@
-"""The live node's note of its recordings in the database: best effort, never on the packet path.
+"""The live node's note of its rooms and recordings in the database: best effort, never on the
+packet path.
+
+A room that ends on this node (the host ends it, or the host's grace period runs out) is marked
+``ended`` with its end time and a ``room.ended`` webhook event, as ``POST /v1/rooms/{id}/end``
+does, so lists and feeds stop showing it live. A room the API already ended is left alone.
 
 A recording gets its ``Recording`` row (status ``recording``) when it starts and, once its
 manifest is stored, ``finalizing`` with the manifest key, so the API and post-production find
@@ -19,8 +24,12 @@ from sqlalchemy.orm import Session
 
 from core.adapters.db.engine import make_engine
 from core.adapters.db.models import Recording, Room
+from core.adapters.db.types import utcnow
+from core.adapters.webhook_outbox import enqueue_deliveries, record_event
 from core.errors import RoomcastError
+from core.ports import JobQueue
 from core.settings import Settings
+from core.webhooks import events
 
 __all__ = ["RecordingRows"]
 
@@ -45,6 +54,33 @@ class RecordingRows:
         """Note a recording whose manifest is stored (post-production completes it)."""
         return self._upsert(recording_id, room_id, epoch_unix, "finalizing", manifest_key)
 
+    def room_ended(self, room_id: str, queue: JobQueue | None) -> bool:
+        """Mark a room that ended on this node ``ended``. True when a row changed."""
+        try:
+            with Session(self._engine_once()) as session:
+                room = session.get(Room, room_id)
+                if room is None or room.status == "ended":
+                    return False
+                room.status = "ended"
+                room.ended_at = utcnow()
+                event = events.room_ended(
+                    room_id=room.id, title=room.title, host_id=room.host_id, at=room.ended_at
+                )
+                deliveries = record_event(session, room.host_id, event)
+                session.commit()
+        except (SQLAlchemyError, RoomcastError) as exc:
+            logger.warning("room %s: not marked ended in the database (%s)", room_id, exc)
+            return False
+        if queue is not None:
+            enqueue_deliveries(queue, deliveries)
+        return True
+
+    def _engine_once(self) -> sa.Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = make_engine(self._settings)
+            return self._engine
+
     def close(self) -> None:
         with self._lock:
             if self._engine is not None:
@@ -60,11 +96,7 @@ class RecordingRows:
         manifest_key: str | None,
     ) -> bool:
         try:
-            with self._lock:
-                if self._engine is None:
-                    self._engine = make_engine(self._settings)
-                engine = self._engine
-            with Session(engine) as session:
+            with Session(self._engine_once()) as session:
                 row = session.get(Recording, recording_id)
                 if row is None:
                     if session.get(Room, room_id) is None:

@@ -44,3 +44,25 @@ def test_an_unmigrated_database_is_reported_not_raised(settings: Settings) -> No
         assert rows.started("rec-1", "room-1", 1.0) is False
     finally:
         rows.close()
+
+
+def test_a_room_that_ends_on_the_node_is_marked_ended_once(settings: Settings) -> None:
+    upgrade(settings.database_url)
+    engine = make_engine(settings)
+    with Session(engine) as session:
+        user = User(email="h@example.com", display_name="Hana", password_hash="x")
+        session.add(user)
+        session.flush()
+        session.add(Room(id="room-1", host_id=user.id, title="Talk", status="live"))
+        session.commit()
+    rows = RecordingRows(settings)
+    try:
+        assert rows.room_ended("room-1", None) is True
+        with Session(engine) as session:
+            room = session.get(Room, "room-1")
+            assert room is not None and room.status == "ended" and room.ended_at is not None
+        assert rows.room_ended("room-1", None) is False  # already ended: left alone
+        assert rows.room_ended("no-such-room", None) is False
+    finally:
+        rows.close()
+        engine.dispose()
