@@ -19,7 +19,11 @@ the same private attributes aiortc's do, so both paths run the real seam code. C
 process's ``time.process_time()`` around the sends (user + sys), reported per packet per
 listener as the median over repeats, with the ratio.
 
-Usage: ``python -m bench.send_path [--quick] [--listeners N] [--ticks T] [--repeats R]``.
+``--spread P`` repeats the measurement with one receiving socket per listener over P processes
+(as bench.sfu's load clients), where loopback charges the sender for delivery and wake-ups.
+
+Usage: ``python -m bench.send_path [--quick] [--listeners N] [--ticks T] [--repeats R]
+[--spread P]``.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from core.adapters.storage_factory import build_storage
 from core.adapters.webhook_outbox import emit
 from core.settings import Settings
 from core.webhooks import events
+from core.webhooks.delivery import resumed_attempt
 from core.webhooks.signing import generate_secret
 from tests.api.replay_seed import seed_replay
 from tests.faults.support import (
@@ -294,3 +295,21 @@ def test_worker_killed_mid_webhook_post_redelivers_once_with_the_same_id(
     assert all(verified for _, _, verified in requests)
     print(f"webhook: delivered {recovered_in:.1f} s after the kill")
 
+
+
+@pytest.mark.parametrize(
+    ("status", "made", "attempt", "lease_in", "redelivered", "runs_as"),
+    [
+        ("pending", 1, 1, -1.0, True, 2),  # claimed by a dead worker, lease over: next attempt
+        ("pending", 1, 1, +5.0, True, 1),  # lease running: someone may still be sending
+        ("pending", 1, 1, -1.0, False, 1),  # a duplicate, not a redelivery: never promoted
+        ("delivered", 1, 1, -1.0, True, 1),  # done: gate drops it
+        ("pending", 0, 1, None, True, 1),  # never claimed: runs as itself
+    ],
+)
+def test_resumed_attempt_promotes_only_a_lost_claim(
+    status: str, made: int, attempt: int, lease_in: float | None, redelivered: bool, runs_as: int
+) -> None:
+    now = 1_000.0
+    lease = None if lease_in is None else now + lease_in
+    assert resumed_attempt(status, made, attempt, lease, now, redelivered=redelivered) == runs_as
