@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from fastapi import FastAPI
@@ -120,5 +121,32 @@ def create_app(settings: Settings, *, deps: ApiDeps | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(clips.router)
     app.include_router(web_router)
+    _give_each_operation_its_own_id(app)
     return app
+
+
+def _give_each_operation_its_own_id(app: FastAPI) -> None:
+    """Routes that answer GET and HEAD (file delivery, feeds) share one generated operationId,
+    which makes the OpenAPI document invalid; suffix each such operation with its method."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        with warnings.catch_warnings():  # the duplicates FastAPI warns about are fixed below
+            warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+            schema = generate()
+        seen: dict[str, int] = {}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if isinstance(operation, dict) and "operationId" in operation:
+                    seen[operation["operationId"]] = seen.get(operation["operationId"], 0) + 1
+        for item in schema.get("paths", {}).values():
+            for method, operation in item.items():
+                if isinstance(operation, dict) and seen.get(str(operation.get("operationId")), 0) > 1:
+                    operation["operationId"] = f"{operation['operationId']}_{method}"
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 

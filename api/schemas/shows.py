@@ -15,7 +15,11 @@ EpisodeTypeName = Literal["full", "trailer", "bonus"]
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 
 
-def _stripped(value: str) -> str:
+def _stripped(value: str | None) -> str | None:
+    # Optional fields (EpisodeUpdate) reach here with None when a client sends null; the
+    # null check of that model answers 422 for it, so this only strips real text.
+    if value is None:
+        return None
     text = value.strip()
     if not text:
         raise ValueError("needs at least one visible character")

@@ -91,7 +91,12 @@ def test_database_restart_api_503_and_worker_writes_retried(
         postgres.stop()
         stopped = time.monotonic()
         queue.enqueue(jobs.CLIP_RENDER, clip_id)  # the worker meets the dead database
-        statuses: dict[str, set[int]] = {"detail": set(), "me": set(), "clip": set(), "ready": set()}
+        statuses: dict[str, set[int]] = {
+            "detail": set(),
+            "me": set(),
+            "clip": set(),
+            "ready": set(),
+        }
         retry_after: set[str] = set()
         while time.monotonic() - stopped < DOWN_SECONDS:
             answers = {

@@ -6,8 +6,8 @@ webhook-id received per clip)."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -51,7 +51,9 @@ def sessions(fault_settings: Settings) -> Iterator[sessionmaker[Session]]:
 
 def _statuses(sessions: sessionmaker[Session]) -> dict[str, str]:
     with sessions() as session:
-        return {clip_id: status for clip_id, status in session.execute(sa.select(Clip.id, Clip.status))}
+        return {
+            clip_id: status for clip_id, status in session.execute(sa.select(Clip.id, Clip.status))
+        }
 
 
 def _deliveries(sessions: sessionmaker[Session]) -> list[tuple[str, str, str]]:

@@ -49,7 +49,6 @@ from tests.workers.postprod_support import (
     store_recording,
 )
 
-
 SHOW = {
     "slug": "talks", "title": "Talks", "description": "Rooms.", "category": "Technology",
     "author": "Hana", "owner_email": "owner@example.com",
@@ -151,7 +150,10 @@ def test_storage_outage_api_answers_503_and_the_clip_lands_after(
                 if answer.status_code == 503:
                     retry_after.add(answer.headers.get("retry-after", ""))
             assert "storage" in answers["ready"].json()["failing"]
-            assert answers["get"].status_code == 503, (answers["get"].status_code, answers["get"].headers)
+            assert answers["get"].status_code == 503, (
+                answers["get"].status_code,
+                answers["get"].headers,
+            )
             assert answers["get"].json()["error"]["code"] == "storage_unavailable"
             assert _clip_status(sessions, clip_id) == "pending"
             time.sleep(0.5)

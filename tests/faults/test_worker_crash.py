@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -294,7 +293,6 @@ def test_worker_killed_mid_webhook_post_redelivers_once_with_the_same_id(
     assert {body for _, body, _ in requests} == {events.encode_body(event.payload())}
     assert all(verified for _, _, verified in requests)
     print(f"webhook: delivered {recovered_in:.1f} s after the kill")
-
 
 
 @pytest.mark.parametrize(

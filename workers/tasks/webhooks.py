@@ -4,7 +4,8 @@ The shell around :mod:`core.webhooks.delivery`:
 
 1. claim attempt ``n`` of the delivery (a conditional update: only a pending delivery whose
    stored attempt count is ``n - 1`` is claimed, so a duplicated or redelivered message, or one
-   for a delivery already delivered, sends nothing);
+   for a delivery already delivered, sends nothing; a message the broker *redelivered* after
+   its worker died runs as attempt ``n + 1`` once attempt ``n``'s lease has run out);
 2. vet the endpoint's URL with :mod:`core.netguard` (allow-list:
    ``ROOMCAST_WEBHOOKS__ALLOW_PRIVATE_TARGETS``) and connect to the vetted address only;
 3. POST the stored payload with fresh Standard Webhooks signature headers;
