@@ -8,6 +8,10 @@ names that are not part of aiortc's public API; :func:`verify_seam` checks each 
   (aioice always leaves 127.0.0.1 out, which tests and single-machine demos need).
 - ``RTCRtpReceiver._handle_rtp_packet(packet, arrival_time_ms)`` is shadowed per receiver
   instance to see every RTP packet *before* aiortc's jitter buffer (80–280 ms) and decoder.
+- ``RTCRtpReceiver._handle_rtcp_packet(packet)`` is shadowed per receiver instance to see the
+  RTCP sender reports routed to it (:func:`tap_sender_reports`): the SR's RTP timestamp is seen
+  nowhere else (``getStats()`` keeps only its NTP time). ``RTCDtlsTransport`` looks the method
+  up per packet (``recipient._handle_rtcp_packet(``).
 - ``RTCRtpSender`` packs an object that is not an ``av.Frame`` through ``encoder.pack``
   (``bytes(packet)`` + ``packet.pts``/``packet.time_base``) instead of encoding it: that is how
   pre-encoded Opus is sent without a decode/re-encode.
@@ -45,7 +49,7 @@ import av
 import pylibsrtp
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import State as _DtlsState
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpSrPacket, RtpPacket
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
@@ -57,6 +61,7 @@ __all__ = [
     "DatagramTap",
     "DirectRoute",
     "RtpTap",
+    "SenderReportTap",
     "SrtpOutlet",
     "install_host_addresses",
     "opus_packet",
@@ -65,7 +70,9 @@ __all__ = [
     "set_stream_id",
     "srtp_outlet",
     "tap_datagrams",
+    "ntp_to_unix",
     "tap_receiver",
+    "tap_sender_reports",
     "verify_seam",
 ]
 
@@ -77,6 +84,13 @@ RtpTap = Callable[[RtpPacket, float], None]
 
 _ORIGINAL_GET_HOST_ADDRESSES: Callable[[bool, bool], list[str]] = aioice.ice.get_host_addresses
 _TAP_ATTRIBUTE = "_handle_rtp_packet"
+_RTCP_TAP_ATTRIBUTE = "_handle_rtcp_packet"
+#: Seconds from the NTP epoch (1900-01-01) to the unix epoch (1970-01-01).
+NTP_UNIX_OFFSET = 2_208_988_800
+
+#: Called with each RTCP sender report as ``(ssrc, ntp_unix, rtp_timestamp, arrival)``: the
+#: sender's wall clock (unix seconds) at its RTP timestamp, and the server's ``time.monotonic()``.
+SenderReportTap = Callable[[int, float, int, float], None]
 
 
 def verify_seam() -> None:
@@ -103,6 +117,18 @@ def verify_seam() -> None:
 
     if "receiver._handle_rtp_packet(" not in inspect.getsource(rtcdtlstransport.RTCDtlsTransport):
         problems.append("RTCDtlsTransport no longer calls receiver._handle_rtp_packet")
+    rtcp_handler = getattr(RTCRtpReceiver, _RTCP_TAP_ATTRIBUTE, None)
+    if rtcp_handler is None or list(inspect.signature(rtcp_handler).parameters) != [
+        "self",
+        "packet",
+    ]:
+        problems.append("RTCRtpReceiver._handle_rtcp_packet(packet) moved")
+    elif "isinstance(packet, RtcpSrPacket)" not in inspect.getsource(rtcp_handler):
+        problems.append("RTCRtpReceiver._handle_rtcp_packet no longer handles sender reports")
+    if "recipient._handle_rtcp_packet(packet)" not in inspect.getsource(
+        rtcdtlstransport.RTCDtlsTransport
+    ):
+        problems.append("RTCDtlsTransport no longer calls recipient._handle_rtcp_packet")
     next_frame = getattr(RTCRtpSender, "_next_encoded_frame", None)
     if next_frame is None or "self.__encoder.pack(data)" not in inspect.getsource(next_frame):
         problems.append("RTCRtpSender no longer packs pre-encoded packets")
@@ -171,6 +197,34 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: RtpTap, *, pass_through: b
 
     # An instance attribute shadows the method: RTCDtlsTransport looks it up per packet.
     setattr(receiver, _TAP_ATTRIBUTE, handle)
+
+
+def ntp_to_unix(ntp: int) -> float:
+    """A 64-bit NTP timestamp (32.32 fixed point since 1900) as unix seconds."""
+    return (ntp >> 32) - NTP_UNIX_OFFSET + (ntp & 0xFFFFFFFF) / 4_294_967_296
+
+
+def tap_sender_reports(receiver: RTCRtpReceiver, on_report: SenderReportTap) -> None:
+    """Call ``on_report(ssrc, ntp_unix, rtp_timestamp, arrival)`` for every RTCP sender report
+    routed to ``receiver``, then let aiortc handle the packet as usual (its receiver reports
+    echo the SR's time back to the sender). An SR with NTP time 0 (aiortc sends those before
+    its first RTP packet: no timestamp pair yet) is not reported.
+    """
+    _verified_once()
+    original: Callable[[Any], Awaitable[None]] = getattr(receiver, _RTCP_TAP_ATTRIBUTE)
+    monotonic = time.monotonic
+
+    async def handle(packet: Any) -> None:
+        try:
+            if isinstance(packet, RtcpSrPacket) and packet.sender_info.ntp_timestamp:
+                info = packet.sender_info
+                ntp_unix = ntp_to_unix(info.ntp_timestamp)
+                on_report(packet.ssrc, ntp_unix, info.rtp_timestamp, monotonic())
+        finally:
+            await original(packet)
+
+    # An instance attribute shadows the method: RTCDtlsTransport looks it up per packet.
+    setattr(receiver, _RTCP_TAP_ATTRIBUTE, handle)
 
 
 def is_tapped(receiver: RTCRtpReceiver) -> bool:

@@ -35,7 +35,7 @@ from aiortc.rtp import RtpPacket
 from core.errors import Conflict, InvalidInput, InvalidSdp, NegotiationMismatch, ParticipantNotFound
 from core.settings import RtcSettings
 from live import active_speaker as speakers
-from live.aiortc_seam import set_stream_id, tap_receiver
+from live.aiortc_seam import set_stream_id, tap_receiver, tap_sender_reports
 from live.forwarding import Forwarder, ForwardTrack, PacketQueueTrack
 from live.mixer import RoomMixer
 from live.rtc import create_peer_connection, prepare_ice
@@ -47,6 +47,7 @@ __all__ = [
     "PacketTap",
     "PeerLayout",
     "Role",
+    "SenderReportTap",
     "assign_slots",
     "desired_layout",
 ]
@@ -59,9 +60,27 @@ MIX_STREAM_ID = "mix"
 
 
 class PacketTap(Protocol):
-    """Receives every admitted speaker packet with its arrival time (the recorder)."""
+    """Receives every admitted speaker packet with its arrival time (the recorder).
+
+    A tap may also define ``on_sender_report(participant_id, ssrc, ntp_unix, rtp_timestamp,
+    arrival_monotonic)`` (see :class:`SenderReportTap`): it then gets the RTCP sender reports
+    of the same speakers, under the same rule (only while their RTP is admitted).
+    """
 
     def on_rtp(self, participant_id: str, packet: RtpPacket, arrival_monotonic: float) -> None: ...
+
+
+class SenderReportTap(Protocol):
+    """The optional sender-report method of a :class:`PacketTap` (looked up with ``getattr``)."""
+
+    def __call__(
+        self,
+        participant_id: str,
+        ssrc: int,
+        ntp_unix: float,
+        rtp_timestamp: int,
+        arrival_monotonic: float,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -133,6 +152,7 @@ class MediaRoom:
         self._send_offer = send_offer
         self._on_active_speakers = on_active_speakers
         self._packet_tap = packet_tap
+        self._sr_tap: SenderReportTap | None = getattr(packet_tap, "on_sender_report", None)
         self._peers: dict[str, _Peer] = {}
         #: Packets sent/dropped and server-added latency of this room (metrics, bench/sfu.py).
         self.send_stats = SendStats()
@@ -174,6 +194,8 @@ class MediaRoom:
         pc = create_peer_connection(self._rtc)
         mic = pc.addTransceiver("audio", direction="recvonly")
         tap_receiver(mic.receiver, partial(self._on_mic_packet, participant_id), pass_through=False)
+        if self._sr_tap is not None:
+            tap_sender_reports(mic.receiver, partial(self._on_mic_sender_report, participant_id))
         pc.on("track", self._consume)
         self._peers[participant_id] = _Peer(participant_id, role, pc, mic)
         self._start()
@@ -280,6 +302,17 @@ class MediaRoom:
                 self._packet_tap.on_rtp(participant_id, packet, arrival)
             except Exception:  # the recorder must never break the live room
                 logger.exception("packet tap failed for %s", participant_id)
+
+    def _on_mic_sender_report(
+        self, participant_id: str, ssrc: int, ntp_unix: float, rtp_timestamp: int, arrival: float
+    ) -> None:
+        peer = self._peers.get(participant_id)
+        if self._sr_tap is None or peer is None or peer.role != "speaker" or peer.muted:
+            return
+        try:
+            self._sr_tap(participant_id, ssrc, ntp_unix, rtp_timestamp, arrival)
+        except Exception:  # the recorder must never break the live room
+            logger.exception("sender report tap failed for %s", participant_id)
 
     def _on_mixer_levels(self, levels: Mapping[str, float]) -> None:
         now = time.monotonic()

@@ -118,6 +118,16 @@ class SpoolRecording:
     def on_rtp(self, participant_id: str, packet: Any, arrival_monotonic: float) -> bool:
         return self.writer.on_rtp(participant_id, packet, arrival_monotonic)
 
+    def sender_report(
+        self,
+        participant_id: str,
+        ssrc: int,
+        ntp_unix: float,
+        rtp_timestamp: int,
+        arrival_monotonic: float,
+    ) -> bool:
+        return False
+
     def end_track(self, participant_id: str) -> bool:
         return self.writer.end_track(participant_id)
 

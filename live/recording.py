@@ -84,6 +84,17 @@ class RecordingSink(Protocol):
         """Enqueue one packet; never blocks. False when it was dropped."""
         ...
 
+    def sender_report(
+        self,
+        participant_id: str,
+        ssrc: int,
+        ntp_unix: float,
+        rtp_timestamp: int,
+        arrival_monotonic: float,
+    ) -> bool:
+        """Enqueue one RTCP sender report for the track's timing sidecar; never blocks."""
+        ...
+
     def end_track(self, participant_id: str) -> bool:
         """Close the speaker's segment (they stopped being recorded); never blocks."""
         ...
@@ -254,6 +265,21 @@ class RoomRecorder:
         active = self._active
         if active is not None and participant_id in self._view.recorded:
             active.sink.on_rtp(participant_id, packet, arrival_monotonic)
+
+    def on_sender_report(
+        self,
+        participant_id: str,
+        ssrc: int,
+        ntp_unix: float,
+        rtp_timestamp: int,
+        arrival_monotonic: float,
+    ) -> None:
+        """An RTCP sender report of an admitted speaker: kept in the sidecar when recorded."""
+        active = self._active
+        if active is not None and participant_id in self._view.recorded:
+            active.sink.sender_report(
+                participant_id, ssrc, ntp_unix, rtp_timestamp, arrival_monotonic
+            )
 
     # -- room state -------------------------------------------------------------------------------
 

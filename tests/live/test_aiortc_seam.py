@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import aioice.ice
 import aiortc
@@ -36,6 +37,7 @@ def test_seam_fails_loudly_when_aiortc_version_changes(monkeypatch: pytest.Monke
     ("owner", "name", "message"),
     [
         (RTCRtpReceiver, "_handle_rtp_packet", "_handle_rtp_packet"),
+        (RTCRtpReceiver, "_handle_rtcp_packet", "_handle_rtcp_packet"),
         (RTCRtpSender, "_next_encoded_frame", "pre-encoded"),
         (aioice.ice, "get_host_addresses", "get_host_addresses"),
     ],
@@ -159,3 +161,54 @@ def test_pre_encoded_packets_are_sent_unchanged(rtc: RtcSettings) -> None:
     seen = asyncio.run(run())
     assert [payload for payload, _ in seen] == payloads
     assert {b - a for (_, a), (_, b) in itertools.pairwise(seen)} == {960}
+
+
+def test_ntp_time_is_converted_to_unix_seconds() -> None:
+    assert aiortc_seam.ntp_to_unix(2_208_988_800 << 32) == 0.0
+    assert aiortc_seam.ntp_to_unix(((2_208_988_800 + 1_700_000_000) << 32) | (1 << 31)) == (
+        1_700_000_000.5
+    )
+
+
+def test_sender_report_tap_sees_ntp_and_rtp_time_of_the_remote_sender(rtc: RtcSettings) -> None:
+    """Every RTCP SR reaches the tap with the sender's clock pair; aiortc still handles it."""
+
+    async def run() -> tuple[list[tuple[int, float, int, float]], set[tuple[int, int]], bool]:
+        sender = create_peer_connection(rtc)
+        receiver = create_peer_connection(rtc)
+        sender.addTrack(ToneTrack(440.0))
+        reports: list[tuple[int, float, int, float]] = []
+        rtp: set[tuple[int, int]] = set()
+
+        @receiver.on("track")
+        def on_track(track: aiortc.MediaStreamTrack) -> None:
+            mic = receiver.getTransceivers()[0].receiver
+            aiortc_seam.tap_receiver(
+                mic, lambda p, t: rtp.add((p.ssrc, p.timestamp)), pass_through=False
+            )
+            aiortc_seam.tap_sender_reports(mic, lambda *report: reports.append(report))
+
+        await _connect(sender, receiver)
+        deadline = time.monotonic() + 6.0
+        while len(reports) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        stats = await receiver.getTransceivers()[0].receiver.getStats()
+        handled = any(s.type == "remote-outbound-rtp" for s in stats.values())
+        await sender.close()
+        await receiver.close()
+        return reports, rtp, handled
+
+    reports, rtp, handled = asyncio.run(run())
+    wall_minus_monotonic = time.time() - time.monotonic()
+    assert len(reports) >= 2, reports
+    assert handled  # the original handler still ran (aiortc's own SR bookkeeping)
+    for ssrc, ntp_unix, rtp_timestamp, arrival in reports:
+        # The SR names the timestamp of a packet the sender had sent: the tap saw it.
+        assert (ssrc, rtp_timestamp) in rtp
+        # Same machine, same wall clock: sent (NTP) shortly before it arrived (monotonic).
+        assert -0.05 < (arrival + wall_minus_monotonic) - ntp_unix < 0.5
+    arrivals = [report[3] for report in reports]
+    assert arrivals == sorted(arrivals)
+    # Both clocks of consecutive reports advance together (48 kHz RTP, wall-clock NTP).
+    (_, ntp_a, rtp_a, _), (_, ntp_b, rtp_b, _) = reports[0], reports[1]
+    assert ntp_b > ntp_a and abs((rtp_b - rtp_a) / 48000 - (ntp_b - ntp_a)) < 0.1
