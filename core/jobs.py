@@ -37,8 +37,10 @@ POSTPROD_RENDER: Final = "roomcast.postprod.render"
 #: default queue. ``core.adapters.webhook_outbox`` enqueues attempt 1; the task schedules the rest.
 WEBHOOK_DELIVER: Final = "roomcast.webhooks.deliver"
 #: Re-send webhook deliveries that were stored but never enqueued, or whose attempt was lost
-#: (no arguments); run it periodically (e.g. every few minutes from cron or celery beat).
+#: (no arguments); run every SWEEP_INTERVAL_SECONDS by the beat embedded in one worker
+#: (``roomcast worker --beat``; ``roomcast up`` runs it in its default-queue worker).
 WEBHOOK_SWEEP: Final = "roomcast.webhooks.sweep"
+SWEEP_INTERVAL_SECONDS: Final = 120.0
 #: Cut one clip from its replay's MP3 (argument: the clip id), on the default queue: at most a
 #: minute of audio, so it must not wait behind hours of mixing on the media queue.
 CLIP_RENDER: Final = "roomcast.clips.render"

@@ -126,7 +126,9 @@ class SpoolRecording:
         rtp_timestamp: int,
         arrival_monotonic: float,
     ) -> bool:
-        return False
+        return self.writer.sender_report(
+            participant_id, ssrc, ntp_unix, rtp_timestamp, arrival_monotonic
+        )
 
     def end_track(self, participant_id: str) -> bool:
         return self.writer.end_track(participant_id)

@@ -81,12 +81,17 @@ def api() -> None:
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="Pool processes.")] = 1,
+    beat: Annotated[
+        bool, typer.Option(help="Also run the periodic scheduler (in exactly one worker).")
+    ] = False,
 ) -> None:
     """Run a Celery worker on the default and media queues."""
     from workers.app import create_app, worker_argv
 
     settings = _settings("worker")
-    create_app(settings).worker_main(worker_argv(settings, concurrency=concurrency))
+    settings.var_path.mkdir(parents=True, exist_ok=True)
+    argv = worker_argv(settings, concurrency=concurrency, beat=beat)
+    create_app(settings).worker_main(argv)
 
 
 @app.command()

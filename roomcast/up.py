@@ -65,10 +65,12 @@ WORKER_QUEUES: Final[tuple[str, ...]] = (jobs.DEFAULT_QUEUE, jobs.MEDIA_QUEUE)
 
 
 def start_worker(settings: Settings, queue: str) -> subprocess.Popen[bytes]:
-    """One Celery worker on ``queue`` (concurrency 1) talking to ``settings.redis_url``."""
+    """One Celery worker on ``queue`` (concurrency 1) talking to ``settings.redis_url``; the
+    default-queue worker also runs the periodic scheduler (the webhook sweep)."""
     env = dict(os.environ, ROOMCAST_REDIS__URL=settings.redis_url)
     command = [sys.executable, "-m", "celery", "-A", "workers.celery_entry"]
-    command += worker_argv(settings, concurrency=1, queues=(queue,))
+    beat = queue == jobs.DEFAULT_QUEUE
+    command += worker_argv(settings, concurrency=1, queues=(queue,), beat=beat)
     return subprocess.Popen(
         command,
         env=env,

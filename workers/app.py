@@ -29,9 +29,12 @@ def worker_argv(
     concurrency: int = 1,
     loglevel: str | None = None,
     queues: tuple[str, ...] = jobs.QUEUES,
+    beat: bool = False,
 ) -> list[str]:
     """Arguments for ``app.worker_main``: ``queues`` (default: all), ``concurrency`` pool
-    processes. The node name carries the queues, so two workers on one host do not clash."""
+    processes. The node name carries the queues, so two workers on one host do not clash.
+    ``beat`` embeds the periodic scheduler (the webhook sweep): run it in exactly one worker;
+    its schedule file lives under the var directory."""
     for queue in queues:
         jobs.check_queue(queue)
     if not queues:
@@ -45,4 +48,8 @@ def worker_argv(
         "--hostname", f"{name}@%h",
         "--without-gossip",
         "--without-mingle",
-    ]  # fmt: skip
+    ] + (
+        ["--beat", "--schedule", str(settings.var_path.resolve() / "celerybeat-schedule")]
+        if beat
+        else []
+    )  # fmt: skip

@@ -49,6 +49,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             for name in jobs.QUEUES
         ),
         "task_default_queue": jobs.DEFAULT_QUEUE,
+        # Periodic work, run by the one worker started with --beat.
+        "beat_schedule": {
+            "webhook-sweep": {
+                "task": jobs.WEBHOOK_SWEEP,
+                "schedule": jobs.SWEEP_INTERVAL_SECONDS,
+                "options": {"queue": jobs.DEFAULT_QUEUE},
+            }
+        },
         "task_default_routing_key": jobs.DEFAULT_QUEUE,
         # A queue name we do not declare is a bug at the sender, not a new queue.
         "task_create_missing_queues": False,

@@ -42,9 +42,7 @@ class ReportingTap:
     def on_sender_report(
         self, participant_id: str, ssrc: int, ntp_unix: float, rtp_timestamp: int, arrival: float
     ) -> None:
-        self.reports.setdefault(participant_id, []).append(
-            (ssrc, ntp_unix, rtp_timestamp, arrival)
-        )
+        self.reports.setdefault(participant_id, []).append((ssrc, ntp_unix, rtp_timestamp, arrival))
 
 
 def test_only_admitted_speakers_sender_reports_reach_the_tap(rtc: RtcSettings) -> None:
@@ -86,7 +84,9 @@ def node(settings: Settings, redis_url: str, tmp_path: Path) -> Iterator[NodePro
 @pytest.mark.slow
 def test_stored_sidecars_hold_sender_report_pairs(node: NodeProcess, settings: Settings) -> None:
     async def scenario() -> None:
-        host = await node.join(ROOM, "host", Role.HOST, publish_track=BurstTrack(700.0), record=True)
+        host = await node.join(
+            ROOM, "host", Role.HOST, publish_track=BurstTrack(700.0), record=True
+        )
         sam = await node.join(ROOM, "sam", publish_track=BurstTrack(1200.0))
         try:
             await host.wait_for(lambda c: c.recording and "sam" in c.participants)
