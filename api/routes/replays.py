@@ -41,6 +41,7 @@ from api.schemas.replays import (
     TrimUpdate,
     TurnOut,
 )
+from api.visibility import rooms_visible_to
 from core import jobs
 from core.adapters.db.models import (
     RecordingSegment,
@@ -131,18 +132,7 @@ def list_replays(
 ) -> ReplayList:
     """Replays that are ready or still processing, newest first; private rooms' replays only
     for their host and members who were not removed."""
-    visible: sa.ColumnElement[bool] = Room.is_private.is_(False)
-    if user is not None:
-        member = (
-            sa.select(RoomMembership.id)
-            .where(
-                RoomMembership.room_id == Room.id,
-                RoomMembership.user_id == user.id,
-                RoomMembership.removed.is_(False),
-            )
-            .exists()
-        )
-        visible = sa.or_(visible, Room.host_id == user.id, member)
+    visible = rooms_visible_to(user)
     query = (
         sa.select(Replay, Room)
         .join(Room, Room.id == Replay.room_id)

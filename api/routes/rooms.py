@@ -36,6 +36,7 @@ from api.schemas.rooms import (
     RoomList,
     RoomOut,
 )
+from api.visibility import rooms_visible_to
 from core.adapters.db.models import Room, RoomMembership, Show, User
 from core.adapters.db.types import utcnow
 from core.adapters.webhook_outbox import enqueue_deliveries, record_event
@@ -158,18 +159,7 @@ def list_rooms(
 
     Private rooms appear only to their host and to invitees who were not removed.
     """
-    visible: sa.ColumnElement[bool] = Room.is_private.is_(False)
-    if user is not None:
-        member = (
-            sa.select(RoomMembership.id)
-            .where(
-                RoomMembership.room_id == Room.id,
-                RoomMembership.user_id == user.id,
-                RoomMembership.removed.is_(False),
-            )
-            .exists()
-        )
-        visible = sa.or_(visible, Room.host_id == user.id, member)
+    visible = rooms_visible_to(user)
     query = (
         sa.select(Room)
         .where(Room.status.in_(OPEN_STATUSES), visible)
