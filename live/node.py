@@ -34,7 +34,7 @@ from fastapi import FastAPI
 
 from core.adapters.celery_queue import CeleryJobQueue
 from core.adapters.storage_factory import build_storage
-from core.errors import NotFound
+from core.errors import NotFound, RoomcastError
 from core.ports import JobQueue
 from core.protocol.close_codes import CloseCode
 from core.protocol.messages import RecordingDegraded, SetRecordingMsg
@@ -259,8 +259,9 @@ class LiveNode:
         await asyncio.to_thread(self._rows.close)
 
     async def recover(self, wait: float = RECOVERY_WAIT_SECONDS) -> None:
-        """Finish every recording a previous process left in the spool (on a thread); wait at
-        most ``wait`` seconds, then let it go on in the background."""
+        """Finish every recording a previous process left in the spool (on a thread) and mark
+        its room ``interrupted`` if the database still has it ``live``; wait at most ``wait``
+        seconds, then let it go on in the background."""
         spool = self.settings.spool_dir
         if not spool.is_dir() or not any(spool.iterdir()):
             return
@@ -274,9 +275,14 @@ class LiveNode:
     async def _recover(self) -> None:
         def run() -> list[Any]:
             storage, queue = self._resources()
-            return recover_spool(
+            rooms = _spooled_rooms(self.settings.spool_dir)
+            found = recover_spool(
                 self.settings.spool_dir, storage, queue, deadline_seconds=FINISH_DEADLINE_SECONDS
             )
+            # The process that recorded these is gone: a room it left live was interrupted.
+            for room_id in sorted(set(rooms.values())):
+                self._rows.room_interrupted(room_id)
+            return found
 
         try:
             found = await asyncio.to_thread(run)
@@ -394,3 +400,15 @@ def mount_live(app: FastAPI, node: LiveNode) -> None:
 
     app.router.lifespan_context = lifespan
     app.state.live_node = node
+
+
+def _spooled_rooms(spool_dir: Path) -> dict[str, str]:
+    """Room id of every recording left in ``spool_dir`` (by recording id). BLOCKS."""
+    rooms: dict[str, str] = {}
+    for directory in sorted(p for p in spool_dir.iterdir() if p.is_dir()):
+        try:
+            meta = RecordingSpool(spool_dir, directory.name).read_meta()
+        except (OSError, ValueError, TypeError, RoomcastError):
+            continue  # no or damaged meta: recovery reports it
+        rooms[meta.recording_id] = meta.room_id
+    return rooms

@@ -3,7 +3,9 @@ packet path.
 
 A room that ends on this node (the host ends it, or the host's grace period runs out) is marked
 ``ended`` with its end time and a ``room.ended`` webhook event, as ``POST /v1/rooms/{id}/end``
-does, so lists and feeds stop showing it live. A room the API already ended is left alone.
+does, so lists and feeds stop showing it live. A room the API already ended is left alone. A
+room whose recording a restarted node recovered from its spool (the previous process died
+mid-room) is marked ``interrupted`` — only if it is still ``live``.
 
 A recording gets its ``Recording`` row (status ``recording``) when it starts and, once its
 manifest is stored, ``finalizing`` with the manifest key, so the API and post-production find
@@ -73,6 +75,22 @@ class RecordingRows:
             return False
         if queue is not None:
             enqueue_deliveries(queue, deliveries)
+        return True
+
+    def room_interrupted(self, room_id: str) -> bool:
+        """Mark a room still ``live`` whose node died mid-room ``interrupted`` (with its end
+        time). True when a row changed; any other status is left alone."""
+        try:
+            with Session(self._engine_once()) as session:
+                room = session.get(Room, room_id)
+                if room is None or room.status != "live":
+                    return False
+                room.status = "interrupted"
+                room.ended_at = utcnow()
+                session.commit()
+        except (SQLAlchemyError, RoomcastError) as exc:
+            logger.warning("room %s: not marked interrupted in the database (%s)", room_id, exc)
+            return False
         return True
 
     def _engine_once(self) -> sa.Engine:
