@@ -32,7 +32,7 @@ from typing import Any, Final, Literal
 import sqlalchemy as sa
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from core import jobs, replays
@@ -427,12 +427,17 @@ def render(self: Task, recording_id: str) -> None:
     context = worker_context(self.app)
     try:
         report = run_render(context, recording_id)
-    except DependencyUnavailable as exc:
+    except (DependencyUnavailable, OperationalError) as exc:
+        # OperationalError: the database is unreachable (restarting); retried like storage.
         retries = self.request.retries
         if retries >= MAX_RETRIES:
-            fail_recording(context, recording_id, replays.failure_reason(exc.code, exc.message))
+            if isinstance(exc, DependencyUnavailable):
+                reason = replays.failure_reason(exc.code, exc.message)
+            else:
+                reason = replays.failure_reason("database_unavailable", "the database is down")
+            fail_recording(context, recording_id, reason)
             raise
-        log.info("recording %s: %s; retry %d", recording_id, exc.message, retries + 1)
+        log.info("recording %s: %s; retry %d", recording_id, exc, retries + 1)
         raise self.retry(exc=exc, countdown=replays.retry_delay_seconds(retries)) from exc
     except SoftTimeLimitExceeded:
         limit = jobs.MEDIA_LIMITS.soft_seconds

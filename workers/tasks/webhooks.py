@@ -30,6 +30,7 @@ import httpx
 import sqlalchemy as sa
 from celery import Task, shared_task
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from core import jobs
@@ -105,7 +106,9 @@ def run_attempt(
             if resumed != attempt:
                 log.warning("webhook %s: attempt %d was lost with its worker", delivery_id, attempt)
                 attempt = resumed
-        verdict = gate(delivery.status, delivery.attempts, attempt, endpoint_enabled=endpoint.enabled)
+        verdict = gate(
+            delivery.status, delivery.attempts, attempt, endpoint_enabled=endpoint.enabled
+        )
         if verdict == "drop":
             return AttemptReport("dropped", status=delivery.status)
         if verdict == "fail":
@@ -268,9 +271,19 @@ def deliver(self: Task, delivery_id: str, attempt: int = 1) -> None:
         )
 
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    report = run_attempt(
-        worker_context(self.app), delivery_id, attempt, schedule=schedule, redelivered=redelivered
-    )
+    try:
+        report = run_attempt(
+            worker_context(self.app),
+            delivery_id,
+            attempt,
+            schedule=schedule,
+            redelivered=redelivered,
+        )
+    except OperationalError as exc:
+        # The database is unreachable (restarting): try this attempt again shortly. The row
+        # stays pending, so the periodic sweep is the backstop if these retries run out.
+        countdown = min(60, 2 ** (self.request.retries + 1))
+        raise self.retry(exc=exc, countdown=countdown, max_retries=8) from exc
     log.info("webhook delivery %s attempt %d: %s", delivery_id, attempt, report)
 
 
