@@ -28,7 +28,6 @@ from core.settings import Settings
 from live.client import RoomClient
 from live.forwarding import FRAME_TICKS
 from live.mixer import CONCEAL_FADE, CONCEAL_FRAMES, PlayoutBuffer, conceal
-from tests.hardening.live_process import running_live_node
 from tests.hardening.netfault import Impairment, fate, impair
 from tests.live.audio import ToneTrack, tones_present
 from tests.live.recording_support import (
@@ -39,6 +38,7 @@ from tests.live.recording_support import (
     placed_track,
     wait_for_manifest,
 )
+from tests.support.live_node import running_live_node
 
 ROOM = "faulty-room"
 TONE = 523.0

@@ -39,8 +39,8 @@ from core.settings import Settings
 from live.client import RoomClient, ws_url
 from live.media_room import MediaRoom
 from live.peer import ClientPeer
-from tests.hardening.live_process import LiveNodeProcess, running_live_node
 from tests.live.audio import ToneTrack, tones_present
+from tests.support.live_node import LiveNodeProcess, running_live_node
 
 DOC: Final = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 #: Every error code in a table of docs/protocol.md, and every close code.

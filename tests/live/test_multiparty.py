@@ -12,25 +12,18 @@ audio anyway is never heard.
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from core.adapters.subprocesses import die_with_parent, stop_process_group
 from core.rooms import Role
 from core.settings import Settings
-from core.tokens import issue_join_token
 from live.client import RoomClient
 from tests.live.audio import ToneTrack, tones_present
-from tests.support.net import free_port, wait_for_port
+from tests.support.live_node import LiveNodeProcess, running_live_node
 
 ROOM = "room-mp"
 HOST, S1, S2, L1, ROGUE = 440.0, 660.0, 880.0, 1100.0, 1320.0
@@ -41,63 +34,10 @@ DEADLINE = 20.0
 pytestmark = pytest.mark.slow
 
 
-class LiveNodeProcess:
-    def __init__(self, base_url: str, settings: Settings, log: Path) -> None:
-        self.base_url = base_url
-        self.settings = settings
-        self.log = log
-
-    def token(self, user: str, role: Role = Role.LISTENER) -> str:
-        return issue_join_token(
-            self.settings, room_id=ROOM, user_id=user, display_name=user.title(), role=role
-        )
-
-
 @pytest.fixture
 def live_node(settings: Settings, tmp_path: Path) -> Iterator[LiveNodeProcess]:
-    secret = secrets.token_urlsafe(32)
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")},
-        "ROOMCAST_VAR_DIR": str(tmp_path / "var"),
-        "ROOMCAST_AUTH__SECRET_KEY": secret,
-        "ROOMCAST_RTC__HOST_ADDRESSES": "127.0.0.1",
-        "ROOMCAST_RTC__ICE_SERVERS": "",
-    }
-    log = tmp_path / "live.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "live.node:app_from_env",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 (only prctl: fork-safe)
-        )
-    try:
-        wait_for_port(port, timeout=30)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
-            assert answer.status == 200
-        auth = settings.auth.model_copy(
-            update={"secret_key": settings.auth.secret_key.__class__(secret)}
-        )
-        yield LiveNodeProcess(
-            f"http://127.0.0.1:{port}", settings.model_copy(update={"auth": auth}), log
-        )
-    finally:
-        stop_process_group(process, signal.SIGTERM, timeout=10)
+    with running_live_node(settings, tmp_path) as node:
+        yield node
 
 
 def heard(client: RoomClient, stream: str) -> set[float]:
@@ -130,7 +70,7 @@ def test_host_speakers_and_listeners_hear_what_the_room_allows(live_node: LiveNo
             return await RoomClient.connect(
                 live_node.base_url,
                 ROOM,
-                live_node.token(user, role),
+                live_node.token(ROOM, user, role),
                 host_addresses=loopback,
                 ice_servers=[],
                 **kwargs,  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""A real live node in its own process (uvicorn on 127.0.0.1), as in tests/live/test_multiparty.
+"""A real live node in its own process (uvicorn on 127.0.0.1), shared by the live and hardening tests.
 
 :func:`running_live_node` starts ``uvicorn --factory live.node:app_from_env`` with loopback-only
 ICE, no ICE server and a fresh signing secret, waits for ``/healthz`` and yields a
