@@ -14,18 +14,23 @@ from typing import Final
 
 import sqlalchemy as sa
 from celery import Celery
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.adapters.celery_queue import CeleryJobQueue
 from core.adapters.db.engine import make_engine, make_session_factory
 from core.adapters.storage_factory import build_storage
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, DependencyUnavailable
 from core.ports import JobQueue
 from core.settings import Settings
 from core.storage import Storage
 
 #: Key of the settings in ``app.conf``.
 SETTINGS_KEY: Final = "roomcast_settings"
+
+#: Errors a task retries with backoff: storage or Redis unreachable (translated at the adapter
+#: edge), or the database unreachable while it restarts (SQLAlchemy's OperationalError).
+TRANSIENT_ERRORS: Final = (DependencyUnavailable, OperationalError)
 
 
 @dataclass

@@ -17,17 +17,16 @@ from typing import Final
 
 import sqlalchemy as sa
 from celery import Task, shared_task
-from sqlalchemy.exc import OperationalError
 
 from core import clips, jobs
 from core.adapters.db.models import Clip, Replay, ReplayOutput, Room
 from core.adapters.db.types import utcnow
 from core.adapters.webhook_outbox import enqueue_deliveries, record_event
-from core.errors import DependencyUnavailable, InvalidAudio, InvalidInput
+from core.errors import InvalidAudio, InvalidInput
 from core.webhooks.events import clip_ready
 from workers.audio.encode import EncodeSpec
 from workers.audio.excerpt import cut_excerpt
-from workers.context import WorkerContext, worker_context
+from workers.context import TRANSIENT_ERRORS, WorkerContext, worker_context
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +142,7 @@ def render(self: Task, clip_id: str) -> None:
     context = worker_context(self.app)
     try:
         render_clip(context, clip_id)
-    except (DependencyUnavailable, OperationalError) as exc:
-        # OperationalError: the database is unreachable (restarting); retried like storage.
+    except TRANSIENT_ERRORS as exc:
         if self.request.retries >= MAX_RETRIES:
             mark_failed(context, clip_id)
             raise

@@ -32,7 +32,7 @@ from typing import Any, Final, Literal
 import sqlalchemy as sa
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import jobs, replays
@@ -52,7 +52,7 @@ from core.webhooks.events import recording_ready, replay_ready
 from workers.audio.pipeline import RenderOptions, RenderResult, render_replay
 from workers.audio.sources import StorageSource
 from workers.auto_episode import publish_auto_episode
-from workers.context import WorkerContext, worker_context
+from workers.context import TRANSIENT_ERRORS, WorkerContext, worker_context
 
 log = logging.getLogger(__name__)
 
@@ -427,8 +427,7 @@ def render(self: Task, recording_id: str) -> None:
     context = worker_context(self.app)
     try:
         report = run_render(context, recording_id)
-    except (DependencyUnavailable, OperationalError) as exc:
-        # OperationalError: the database is unreachable (restarting); retried like storage.
+    except TRANSIENT_ERRORS as exc:
         retries = self.request.retries
         if retries >= MAX_RETRIES:
             if isinstance(exc, DependencyUnavailable):
