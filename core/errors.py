@@ -19,6 +19,7 @@
     │   ├── InvalidSdp            an SDP answer the media plane cannot apply
     │   ├── InvalidManifest       a recording manifest that fails its JSON Schema (names the field)
     │   ├── InvalidSidecar        a segment timing sidecar that cannot be read back
+    │   ├── InvalidProgress       a recording's progress.json that fails validation (names the field)
     │   ├── InvalidOpusPacket     an RTP payload without a valid Opus TOC
     │   └── SegmentMissing        a segment the manifest lists is in neither the directory nor storage
     ├── Unauthorized              no valid credentials (HTTP 401, WebSocket close 4001)
@@ -31,6 +32,9 @@
     ├── RateLimited               too many requests; ``retry_after`` seconds to wait (HTTP 429)
     │   └── NegotiationMismatch   an SDP answer for an offer that is not the outstanding one
     ├── SignalingClosed           live.client: the room's WebSocket closed (``close_code`` says why)
+    ├── LiveRenderMissed          a render made while the room was live missed placement or loudness
+    ├── StemsUnusable             an earlier render's stems cannot serve a re-render (render from segments)
+    ├── EncoderError              an audio encoder refused its settings or failed mid-stream
     ├── RoomRuleError             a room action refused by core.rooms.rules (codes: docs/protocol.md)
     │   ├── RoomActionForbidden   the actor's role does not allow it (also a Forbidden)
     │   ├── RoomStateConflict     the room's state does not allow it now (also a Conflict)
@@ -125,6 +129,10 @@ class InvalidManifest(InvalidInput):
 
 class InvalidSidecar(InvalidInput):
     code = "invalid_sidecar"
+
+
+class InvalidProgress(InvalidInput):
+    code = "invalid_progress"
 
 
 class InvalidOpusPacket(InvalidInput):
@@ -269,3 +277,26 @@ class SignalingClosed(RoomcastError):
         super().__init__(f"the room connection closed ({close_code}: {reason or 'no reason'})")
         self.close_code = close_code
         self.reason = reason
+
+
+class LiveRenderMissed(RoomcastError):
+    """A replay rendered while the room was live (``workers.audio.live_render``) that cannot be
+    published: the final manifest placed a track elsewhere than the live render did, or an
+    encoded output misses the loudness target or the true-peak ceiling. The full two-pass
+    render runs instead; the message says why."""
+
+    code = "live_render_missed"
+
+
+class StemsUnusable(RoomcastError):
+    """An earlier render's ``stems.zip`` / ``render.json`` cannot serve a re-render (missing,
+    other tracks, a span not covering the new trim); the caller renders from the segments."""
+
+    code = "stems_unusable"
+
+
+class EncoderError(RoomcastError):
+    """An audio encoder (``workers.audio.lame``, PyAV) refused its settings or failed while
+    encoding; the output is not written (its partial file is removed)."""
+
+    code = "encoder_error"

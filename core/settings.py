@@ -126,6 +126,18 @@ class AudioSettings(BaseModel):
     segment_seconds: float = Field(
         default=30.0, gt=1.0, le=600.0, description="Length of recorded Ogg Opus segments."
     )
+    idle_close_seconds: float = Field(
+        default=2.0,
+        gt=0.5,
+        le=600.0,
+        description=(
+            "Close a speaker's open segment once their stream has sent no packet for this long"
+            " (muted on stage), as if it had reached `segment_seconds`: an open segment holds the"
+            " live progress watermark at its start, so a muted speaker would stall the live"
+            " render. Above 0.5 s so that Opus DTX (a comfort-noise packet every 400 ms) never"
+            " counts as idle; their next packet opens a new segment at its true offset."
+        ),
+    )
     upload_retry_max_seconds: float = Field(
         default=30.0,
         gt=0.0,
@@ -144,8 +156,41 @@ class AudioSettings(BaseModel):
     mp3_bitrate_kbps: int = Field(default=96, ge=32, le=320, description="MP3 CBR bitrate.")
     mp3_channels: Literal[1, 2] = Field(default=1, description="MP3 channels (1 mono, 2 stereo).")
     mp3_sample_rate: int = Field(default=44100, description="MP3 sample rate in Hz.")
+    mp3_quality: int = Field(
+        default=3,
+        ge=0,
+        le=9,
+        description=(
+            "LAME's algorithmic quality (`lame -q`): 0 best and slowest, 9 fastest. 3 is LAME's"
+            " default and what ffmpeg's CLI uses."
+        ),
+    )
     level_speakers: bool = Field(
         default=True, description="Bring each speaker towards a common speech loudness."
+    )
+    live_render: bool = Field(
+        default=True,
+        description=(
+            "Render a replay while its room is live (a follower on the `live` queue processes"
+            " segments as they are stored), so the replay is ready seconds after the room ends;"
+            " the full render runs when this is off or the live render misses its goals."
+        ),
+    )
+    live_poll_seconds: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=60.0,
+        description="How often a live render checks storage for newly stored segments.",
+    )
+    live_tolerance_lu: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=2.0,
+        description=(
+            "A live render is published only if every encoded output measures within this"
+            " many LU of `target_lufs` (and under `true_peak_dbtp`); otherwise the full"
+            " two-pass render runs."
+        ),
     )
 
 

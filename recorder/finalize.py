@@ -15,21 +15,25 @@ not one of these is skipped and counted (a torn or foreign line must not cost th
 :func:`finalize_recording` is the imperative shell, run on a thread after the segment writer
 and the background uploader are closed: it sweeps the spool (every segment and sidecar still
 there is stored and confirmed, :func:`recorder.uploader.upload_now`), builds and validates the
-manifest, writes it to the spool (from then on a restart knows the recording is whole), stores
-it, enqueues ``roomcast.postprod.render`` with the recording id on the media queue through the
+manifest, publishes a last ``progress.json`` whose watermark covers the whole recording
+(:func:`final_progress`; best effort: a failure is logged), writes the manifest to the spool
+(from then on a restart knows the recording is whole), stores it, enqueues ``roomcast.postprod.render`` with the recording id on the media queue through the
 :class:`~core.ports.JobQueue` port, and only then removes the spool directory. Any failure
 leaves the spool as it is, for :mod:`recorder.recovery` to finish.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core import jobs
-from core.errors import UploadRejected
+from core.errors import StorageError, StorageUnavailable, UploadRejected
 from core.ports import JobQueue
 from core.recording.manifest import (
     Interval,
@@ -39,10 +43,24 @@ from core.recording.manifest import (
     Status,
     build_manifest,
 )
+from core.recording.progress import RecordingProgress
 from core.recording.sidecar import SegmentSidecar
 from core.storage import Storage
 from recorder.spool import RecordingSpool, recover_segment
-from recorder.uploader import DEFAULT_RETRY, RetryPolicy, UploadItem, segment_items, upload_now
+from recorder.uploader import (
+    DEFAULT_RETRY,
+    RetryPolicy,
+    UploadItem,
+    backoff_delay,
+    segment_items,
+    upload_now,
+    write_progress,
+)
+
+logger = logging.getLogger(__name__)
+
+#: How long finishing retries the last progress document before going on without it.
+PROGRESS_DEADLINE_SECONDS = 10.0
 
 
 def recording_event(on: bool, offset: int) -> dict[str, object]:
@@ -163,6 +181,41 @@ def sweep_spool(
     return found, upload_now(storage, items, policy=policy, deadline_seconds=deadline_seconds)
 
 
+def final_progress(manifest: Manifest, end_offset: int | None, now: datetime) -> RecordingProgress:
+    """The last progress document of a recording whose every segment is stored (pure): its
+    watermark is the end of the recording (the stop offset, or the end of the audio)."""
+    watermark = max(audio_end(manifest), end_offset or 0)
+    return RecordingProgress(manifest.recording_id, watermark, now, manifest.sample_rate)
+
+
+def publish_progress_now(
+    storage: Storage,
+    progress: RecordingProgress,
+    *,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    deadline_seconds: float = PROGRESS_DEADLINE_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Store ``progress``, retrying while storage is unavailable up to ``deadline_seconds``.
+    BLOCKS. Best effort: a failure is logged and False returned."""
+    give_up = time.monotonic() + deadline_seconds
+    attempt = 0
+    while True:
+        try:
+            write_progress(storage, progress)
+            return True
+        except StorageUnavailable as exc:
+            delay = backoff_delay(policy, attempt, 0.5)
+            if time.monotonic() + delay > give_up:
+                logger.warning("%s: final progress not written: %s", progress.recording_id, exc)
+                return False
+            attempt += 1
+            sleep(delay)
+        except StorageError as exc:
+            logger.warning("%s: final progress not written: %s", progress.recording_id, exc)
+            return False
+
+
 @dataclass(frozen=True, slots=True)
 class Finalized:
     manifest: Manifest
@@ -214,6 +267,13 @@ def finalize_recording(
         stage_intervals=folded.stage_intervals,
     )
     manifest = Manifest.from_json(manifest.to_json())  # the schema check workers will do
+    # Everything is stored now: the watermark may cover the whole recording.
+    publish_progress_now(
+        storage,
+        final_progress(manifest, end, datetime.now(UTC)),
+        policy=policy,
+        deadline_seconds=min(deadline_seconds, PROGRESS_DEADLINE_SECONDS),
+    )
     spool.write_manifest(manifest)
     key, job_id = publish_manifest(spool, storage, queue, policy, deadline_seconds)
     return Finalized(manifest, key, job_id, stored, folded.ignored)

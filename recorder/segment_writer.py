@@ -8,15 +8,35 @@ silence, so the track never shifts. The thread runs the pure :class:`TrackTimeli
 Ogg pages (flushed at least every second of audio), rolls segments every ``segment_seconds``
 and on every new RTP stream, fsyncs a segment when it closes and replaces its sidecar.
 
+Idle close: a speaker on stage who sends nothing (muted) would keep their segment open and hold
+the progress watermark at its start. So every 0.25 s of the writer's clock — while the queue is
+empty, on the monotonic clock; while packets flow, on the latest arrival handled, since later
+arrivals may still wait in the queue — a segment whose stream has had no packet for
+``idle_close_seconds`` is closed exactly like a roll. The stream's next packet opens the next
+segment at its true stream time (the gap is skipped, not written as silence), placed with the
+stream's anchor like any rolled segment. DTX comfort-noise packets (every 400 ms) keep it open.
+
 A disk error (full disk, permissions) marks the writer degraded with the reason and stops that
 track until it is re-opened by :meth:`end_track`; the room keeps working and files already
 closed stay intact. ``on_segment_closed`` is called on the writer thread: hand off to an event
 loop with ``loop.call_soon_threadsafe``.
+
+Progress: after a message or idle tick that closed one or more segments (and when the writer
+stops), the thread calls ``on_progress`` with a
+:class:`~core.recording.progress.RecordingProgress` whose watermark is
+:func:`~core.recording.progress.compute_watermark` of the latest packet arrival handled, the
+starts of the segments still open (placed with their stream's lowest anchor so far) and of any
+segment lost to a disk error, minus ``progress_margin`` samples; it never decreases. Called
+after ``on_segment_closed`` on the same thread, so a FIFO uploader fed by both stores the
+document only after the closed segments' files. While no segment is open (everyone muted),
+the idle tick also publishes — at most once a second, when the watermark moves — with "now" the
+writer's monotonic clock, since an empty queue means no packet yet to come arrived before it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import queue
 import threading
@@ -24,9 +44,11 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from core.recording.progress import DEFAULT_MARGIN_SAMPLES, RecordingProgress, compute_watermark
 from core.recording.sidecar import SegmentSidecar, SegmentTiming
 from core.recording.timeline import (
     AudioPacket,
@@ -41,6 +63,9 @@ from recorder.ogg_opus import OggOpusWriter
 from recorder.spool import RecordingSpool, atomic_write, fsync_dir
 
 SegmentClosed = Callable[[SegmentSidecar, Path], None]
+ProgressMade = Callable[[RecordingProgress], object]  #: the result is ignored
+
+logger = logging.getLogger(__name__)
 
 
 class RtpPacketLike(Protocol):
@@ -103,6 +128,9 @@ class _Track:
     segment: _Segment | None = None
     failed: str | None = None
     closed: list[SegmentSidecar] = field(default_factory=list)
+    last_arrival: float | None = None  #: monotonic arrival of the latest packet handled
+    #: (stream, lowest anchor of its closed segments): the manifest places a stream by it.
+    anchor_floor: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +165,8 @@ class _End:
 
 _Message = _Rtp | _Sr | _Name | _End
 _STOP = object()
+_TICK_SECONDS = 0.25  #: how often idle segments are looked for, on the writer's clock
+_TIMED_PROGRESS_SECONDS = 1.0  #: the idle tick publishes progress at most this often
 
 
 class SegmentWriter:
@@ -150,6 +180,9 @@ class SegmentWriter:
         segment_seconds: float,
         queue_packets: int = 4096,
         on_segment_closed: SegmentClosed | None = None,
+        on_progress: ProgressMade | None = None,
+        progress_margin: int = DEFAULT_MARGIN_SAMPLES,
+        idle_close_seconds: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spool = spool
@@ -157,7 +190,16 @@ class SegmentWriter:
         self._segment_samples = round(segment_seconds * clock.sample_rate)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_packets)
         self._on_closed = on_segment_closed
+        self._on_progress = on_progress
+        self._margin = progress_margin
         self._monotonic = monotonic
+        self._idle_close = idle_close_seconds
+        self._next_tick: float | None = None  #: latest arrival at which the busy path next looks
+        self._progress_at: float | None = None  #: monotonic time of the last progress published
+        self._latest_arrival: float | None = None
+        self._closed_since_progress = False
+        self._watermark = 0
+        self._lost_start: int | None = None  #: earliest start of a segment a disk error cut
         self._tracks: dict[str, _Track] = {}
         self._dropped = 0
         self._segments_closed = 0
@@ -253,15 +295,21 @@ class SegmentWriter:
                 break
             if isinstance(item, _Rtp | _Sr | _Name | _End):
                 self._handle(item)
+            self._busy_tick()
+            self._publish_progress()
         for participant_id in list(self._tracks):
             self._finish(participant_id)
+        self._publish_progress()
 
     def _handle(self, item: _Message) -> None:
         track = self._tracks.get(item.participant_id)
         if track is None:
             track = self._tracks[item.participant_id] = _Track(TrackTimeline(self.clock))
+        if isinstance(item, _Rtp | _Sr):
+            self._latest_arrival = max(self._latest_arrival or item.arrival, item.arrival)
         if isinstance(item, _Rtp):
             track.ssrc = item.ssrc
+            track.last_arrival = max(track.last_arrival or item.arrival, item.arrival)
             events = track.timeline.push(
                 item.ssrc, item.sequence, item.timestamp, item.arrival, item.payload
             )
@@ -278,6 +326,7 @@ class SegmentWriter:
             self._finish(item.participant_id)
 
     def _idle(self) -> None:
+        """The queue stayed empty for a tick: every arrival up to the monotonic clock is handled."""
         now = self._monotonic()
         for participant_id, track in list(self._tracks.items()):
             self._apply(participant_id, track, track.timeline.poll(now))
@@ -286,6 +335,80 @@ class SegmentWriter:
                     track.segment.ogg.flush_page()
                 except OSError as exc:
                     self._fail(track, exc)
+        self._close_idle(now)
+        self._publish_progress(idle_now=now)
+
+    def _busy_tick(self) -> None:
+        """While packets flow, look for idle segments every tick of arrival time."""
+        latest = self._latest_arrival
+        if latest is None:
+            return
+        # Arrivals up to the latest handled are all in; later ones may wait in the queue. Never
+        # past the writer's clock either (only a test's fixed clock lags the arrivals).
+        now = min(latest, self._monotonic())
+        if self._next_tick is not None and now < self._next_tick:
+            return
+        self._next_tick = now + _TICK_SECONDS
+        self._close_idle(now)
+
+    def _close_idle(self, now: float) -> None:
+        """Close the segment of every stream with no packet for ``idle_close_seconds``."""
+        for participant_id, track in list(self._tracks.items()):
+            last = track.last_arrival
+            if track.segment is None or last is None or now - last < self._idle_close:
+                continue
+            # Release what waits behind a hole (older than the reorder window by now) first.
+            self._apply(participant_id, track, track.timeline.poll(now))
+            if track.failed is None:
+                self._close_segment(track)
+
+    def _publish_progress(self, idle_now: float | None = None) -> None:
+        """After segments closed, or from the idle tick while none is open (module doc):
+        hand on the new watermark. ``idle_now``: the monotonic clock, queue empty."""
+        if self._on_progress is None:
+            return
+        timed = (
+            idle_now is not None
+            and all(track.segment is None for track in self._tracks.values())
+            and (
+                self._progress_at is None or idle_now - self._progress_at >= _TIMED_PROGRESS_SECONDS
+            )
+        )
+        closed, self._closed_since_progress = self._closed_since_progress, False
+        if not (closed or timed):
+            return
+        seen = [t for t in (self._latest_arrival, idle_now) if t is not None]
+        now = self.clock.samples_at(max(seen)) if seen else 0
+        starts = [
+            self._room_start(track, track.segment)
+            for track in self._tracks.values()
+            if track.segment is not None
+        ]
+        if self._lost_start is not None:
+            starts.append(self._lost_start)
+        watermark = compute_watermark(now, starts, self._margin)
+        if not closed and watermark <= self._watermark:
+            return  # a timed document only when the watermark moves
+        self._watermark = max(self._watermark, watermark)
+        self._progress_at = self._monotonic()
+        progress = RecordingProgress(
+            recording_id=self.spool.recording_id,
+            watermark=self._watermark,
+            updated_at=datetime.fromtimestamp(self.clock.unix_at(self._monotonic()), UTC),
+            sample_rate=self.clock.sample_rate,
+        )
+        try:
+            self._on_progress(progress)
+        except Exception:  # a progress consumer must never stop the recording
+            logger.exception("recording %s: progress callback failed", self.spool.recording_id)
+
+    @staticmethod
+    def _room_start(track: _Track, segment: _Segment) -> int:
+        """The segment's start on the room timeline as the manifest would place it now."""
+        anchor = segment.timing.anchor
+        if track.anchor_floor is not None and track.anchor_floor[0] == segment.timing.stream:
+            anchor = min(anchor, track.anchor_floor[1])
+        return anchor + segment.timing.stream_start
 
     def _finish(self, participant_id: str) -> None:
         track = self._tracks[participant_id]
@@ -381,18 +504,32 @@ class SegmentWriter:
             )
             atomic_write(segment.sidecar_path, car.to_json().encode())
         except OSError as exc:
+            self._cut(track, segment)
             self._fail(track, exc)
             return
+        floor = track.anchor_floor
+        if floor is None or floor[0] != car.stream:
+            track.anchor_floor = (car.stream, car.anchor)
+        else:
+            track.anchor_floor = (car.stream, min(floor[1], car.anchor))
         track.closed.append(car)
         self._segments_closed += 1
+        self._closed_since_progress = True
         if self._on_closed is not None:
             self._on_closed(car, segment.path)
+
+    def _cut(self, track: _Track, segment: _Segment) -> None:
+        """A segment a disk error left in the spool (stored only by the final sweep): the
+        watermark stays below it for the rest of the recording."""
+        start = self._room_start(track, segment)
+        self._lost_start = start if self._lost_start is None else min(self._lost_start, start)
 
     def _fail(self, track: _Track, exc: OSError) -> None:
         track.failed = f"recorder disk error: {exc.strerror or exc}"
         self._reason = track.failed
         segment, track.segment = track.segment, None
         if segment is not None:
+            self._cut(track, segment)
             try:
                 segment.file.raw.close()
             except OSError:

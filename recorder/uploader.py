@@ -24,11 +24,20 @@ room keeps recording to the spool and nothing is lost. Other failures (a checksu
 key the backend refuses) are retried a few times, then the file is left in the spool and named
 in ``health().reason``. A full queue never blocks the writer: the file stays on disk and the
 finalize/recovery sweep uploads it.
+
+Progress documents (:meth:`Uploader.on_progress`, ``recordings/<id>/progress.json``, see
+:mod:`core.recording.progress`) travel the same FIFO queue, so one is written only after every
+file queued before it is stored and confirmed. One that a newer document already supersedes
+in the queue is skipped; one that cannot be written is retried like a file, then logged and
+dropped (the next one replaces it). Once a spool file was not queued (queue full) or was given
+up on, no further progress is published: the watermark's promise would no longer hold, and
+the manifest, written after the final sweep, becomes the only marker.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import queue
 import random
 import threading
@@ -38,8 +47,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ObjectNotFound, StorageError, StorageUnavailable, UploadRejected
+from core.recording.progress import RecordingProgress, progress_key
 from core.recording.sidecar import SegmentSidecar
 from core.storage import ObjectInfo, Storage
+
+logger = logging.getLogger(__name__)
 
 _HASH_CHUNK = 256 * 1024
 _MD5_HEX = frozenset("0123456789abcdef")
@@ -162,6 +174,26 @@ def upload_item(storage: Storage, item: UploadItem) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class ProgressItem:
+    """A progress document to write once everything queued before it is stored."""
+
+    progress: RecordingProgress
+    sequence: int  #: per uploader; a higher one queued later supersedes this one
+
+
+def write_progress(storage: Storage, progress: RecordingProgress) -> None:
+    """Store ``progress`` at :func:`~core.recording.progress.progress_key`; one attempt.
+
+    Raises :class:`StorageUnavailable` (retry later) or another :class:`StorageError`.
+    """
+    storage.put_bytes(
+        progress_key(progress.recording_id),
+        progress.to_json().encode(),
+        content_type="application/json",
+    )
+
+
 def segment_items(sidecar_path: Path, car: SegmentSidecar) -> list[UploadItem]:
     """A closed (or recovered) segment's audio, then its sidecar: audio first, so a stored
     sidecar never points at audio that is not stored yet."""
@@ -184,6 +216,9 @@ class UploaderHealth:
     retries: int  #: failed attempts so far
     overflowed: int  #: files not queued (queue full); left for the finalize sweep
     failed: tuple[str, ...]  #: spool files given up on (kept on disk)
+    progress_written: int = 0  #: progress documents stored
+    #: Why progress is no longer published (a file was not queued or was given up on).
+    progress_stopped: str | None = None
 
 
 _STOP = object()
@@ -213,6 +248,9 @@ class Uploader:
         self._overflowed = 0
         self._unavailable: str | None = None
         self._failed: list[str] = []
+        self._progress_sequence = 0  #: last progress document queued
+        self._progress_written = 0
+        self._progress_stopped: str | None = None
         self._thread = threading.Thread(target=self._run, name="recorder-uploader", daemon=True)
 
     def start(self) -> None:
@@ -227,7 +265,22 @@ class Uploader:
                 self._queue.put_nowait(item)
             except queue.Full:
                 self._overflowed += 1
+                self._progress_stopped = self._progress_stopped or f"{item.path} was not queued"
                 return False
+            self._outstanding += 1
+            return True
+
+    def on_progress(self, progress: RecordingProgress) -> bool:
+        """``SegmentWriter(on_progress=...)``: queue a progress document behind every file
+        queued so far. False when it was not queued (progress stopped, or queue full)."""
+        with self._lock:
+            if self._progress_stopped is not None:
+                return False
+            self._progress_sequence += 1
+            try:
+                self._queue.put_nowait(ProgressItem(progress, self._progress_sequence))
+            except queue.Full:
+                return False  # the next one (or the manifest) carries the news
             self._outstanding += 1
             return True
 
@@ -253,6 +306,8 @@ class Uploader:
                 retries=self._retries,
                 overflowed=self._overflowed,
                 failed=tuple(self._failed),
+                progress_written=self._progress_written,
+                progress_stopped=self._progress_stopped,
             )
 
     def wait_idle(self, timeout: float) -> bool:
@@ -280,10 +335,13 @@ class Uploader:
     def _run(self) -> None:
         while not self._stopping.is_set():
             item = self._queue.get()
-            if item is _STOP or not isinstance(item, UploadItem):
+            if item is _STOP or not isinstance(item, UploadItem | ProgressItem):
                 return
             try:
-                self._upload_with_retries(item)
+                if isinstance(item, UploadItem):
+                    self._upload_with_retries(item)
+                else:
+                    self._write_progress_with_retries(item)
             finally:
                 with self._idle:
                     self._outstanding -= 1
@@ -310,11 +368,45 @@ class Uploader:
                 if other_attempts >= self.policy.permanent_attempts:
                     with self._lock:
                         self._failed.append(f"{item.path}: {exc}")
+                        self._progress_stopped = self._progress_stopped or f"{item.path} failed"
                     return
                 self._stopping.wait(backoff_delay(self.policy, other_attempts, self._random()))
                 continue
             with self._lock:
                 self._uploaded += int(stored)
+                self._unavailable = None
+            return
+
+    def _write_progress_with_retries(self, item: ProgressItem) -> None:
+        key = progress_key(item.progress.recording_id)
+        unavailable_attempts = 0
+        other_attempts = 0
+        while not self._stopping.is_set():
+            with self._lock:
+                if item.sequence < self._progress_sequence or self._progress_stopped:
+                    return  # superseded by a newer document, or no longer trustworthy
+            try:
+                write_progress(self.storage, item.progress)
+            except StorageUnavailable as exc:
+                logger.warning("%s: storage unavailable, retrying: %s", key, exc.message)
+                with self._lock:
+                    self._retries += 1
+                    self._unavailable = f"storage unavailable, retrying: {exc.message}"
+                delay = backoff_delay(self.policy, unavailable_attempts, self._random())
+                unavailable_attempts += 1
+                self._stopping.wait(delay)
+                continue
+            except StorageError as exc:
+                other_attempts += 1
+                logger.warning("%s: not written (attempt %d): %s", key, other_attempts, exc)
+                with self._lock:
+                    self._retries += 1
+                if other_attempts >= self.policy.permanent_attempts:
+                    return  # the next progress document (or the manifest) replaces it
+                self._stopping.wait(backoff_delay(self.policy, other_attempts, self._random()))
+                continue
+            with self._lock:
+                self._progress_written += 1
                 self._unavailable = None
             return
 

@@ -1,37 +1,54 @@
 """Decode a track's Ogg Opus segments to float32 mono 48 kHz, in the slices a mix plan asks for.
 
 :class:`TrackDecoder` serves :class:`core.audio.timeline_plan.Read` slices of one track in
-timeline order. Only the segment being read is open; decoded samples beyond the slice stay in a
-small buffer (at most one Opus packet plus the slice), so a track costs the same memory for a
-minute or a day.
+timeline order. Only the segment being read is open, and it is decoded lazily: samples are
+decoded as far as the slice asked for (plus at most one Opus packet), so a track costs the
+same memory for a minute or a day.
+
+Two engines, same behaviour: the system libopus through ctypes
+(:mod:`workers.audio.opus_lib`: one call per packet, straight into a float32 buffer, the GIL
+released while it runs), and PyAV when libopus is not installed (or ``libopus=False``). The
+Ogg pages are read by :mod:`workers.audio.ogg` for both (CRCs, packets, OpusHead).
 
 Consecutive segments of one RTP stream are decoded by the same Opus decoder, as
 docs/recording-format.md promises (pre-skip 0, sample-exact concatenation): a fresh decoder per
-segment would restart its overlap state at every 30 s boundary.
+segment would restart its overlap state at every 30 s boundary. A fresh decoder drops the
+OpusHead's pre-skip; the OpusHead's output gain is applied.
 
 Damaged segments never stop a render (docs/post-production.md, "Bad input"): every Ogg page's
 CRC is checked and only the intact pages before the first damaged one are decoded (the same
 rule as the recorder's crash recovery); the rest of the segment's span is silence. A segment
 that cannot be decoded at all, or decodes short, is silent for what is missing. Each case calls
 ``warn`` with a message naming the segment; so does a sha256 that differs from the manifest.
+A segment the source does not have raises :class:`~core.errors.SegmentMissing` (from the
+source) naming it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import struct
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-import av
 import numpy as np
 from numpy.typing import NDArray
 
 from core.recording.manifest import Segment
+from workers.audio.ogg import OggOpus, intact_length, ogg_crc, read_ogg_opus
+from workers.audio.opus_lib import LibopusReader, OpusDecoder, load_libopus
+from workers.audio.pyav_opus import PyAvReader, frame_to_mono, new_opus_decoder
 from workers.audio.sources import SegmentSource
+
+__all__ = [
+    "SHORTFALL_TOLERANCE",
+    "TrackDecoder",
+    "Warn",
+    "frame_to_mono",
+    "intact_length",
+    "new_opus_decoder",
+    "ogg_crc",
+]
 
 Warn = Callable[[str], None]
 SAMPLE_RATE = 48_000
@@ -40,58 +57,21 @@ SAMPLE_RATE = 48_000
 SHORTFALL_TOLERANCE = 120
 
 
-def new_opus_decoder(extradata: bytes | None) -> Any:
-    """A float-output Opus decoder configured from a stream's OpusHead."""
-    codec = av.CodecContext.create("opus", "r")
-    codec.sample_rate = SAMPLE_RATE
-    if extradata:
-        codec.extradata = extradata
-    return codec
+class PcmReader(Protocol):
+    """One open segment's decoded samples, as both engines serve them."""
 
+    decoded: int  #: samples produced so far
+    exhausted: bool  #: no more samples will come
+    clean: bool  #: every packet was decoded (the decoder state may continue)
+    reported: bool  #: a shortfall was already reported
 
-def frame_to_mono(frame: Any) -> NDArray[np.float32]:
-    """A decoded audio frame as mono float32 (several channels are averaged)."""
-    array = frame.to_ndarray()
-    channels = len(frame.layout.channels)
-    if frame.format.is_planar:
-        data = array.reshape(channels, -1)
-        mono = data[0] if channels == 1 else data.mean(axis=0)
-    else:
-        mono = array.reshape(-1, channels).mean(axis=1)
-    scale = 1.0 / 32768.0 if mono.dtype == np.int16 else 1.0
-    result: NDArray[np.float32] = np.asarray(mono * scale if scale != 1.0 else mono, np.float32)
-    return result
+    def fill(self, out: NDArray[np.float32]) -> int: ...
 
+    def skip(self, frames: int) -> None: ...
 
-_PAGE = struct.Struct("<4sBBqIIIB")
-_REVERSED_BITS = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+    def drain(self) -> None: ...
 
-
-def ogg_crc(data: bytes) -> int:
-    """Ogg's CRC-32 (polynomial 0x04C11DB7, MSB first), computed in C by zlib."""
-    reflected = zlib.crc32(data.translate(_REVERSED_BITS), 0xFFFFFFFF) ^ 0xFFFFFFFF
-    return int(f"{reflected:032b}"[::-1], 2)
-
-
-def intact_length(data: bytes) -> int:
-    """Bytes of the leading Ogg pages whose structure and CRC are intact."""
-    offset = 0
-    while offset + _PAGE.size <= len(data):
-        magic, version, _flags, _granule, _serial, _seq, crc, count = _PAGE.unpack_from(
-            data, offset
-        )
-        body = offset + _PAGE.size + count
-        if magic != b"OggS" or version != 0 or body > len(data):
-            break
-        end = body + sum(data[offset + _PAGE.size : body])
-        if end > len(data):
-            break
-        page = bytearray(data[offset:end])
-        page[22:26] = b"\0\0\0\0"
-        if ogg_crc(bytes(page)) != crc:
-            break
-        offset = end
-    return offset
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -99,26 +79,38 @@ class _Open:
     """The segment currently being read."""
 
     segment: Segment
-    frames: Iterator[NDArray[np.float32]]
+    reader: PcmReader
     position: int = 0  #: samples of the segment handed out or skipped
-    decoded: int = 0  #: samples the decoder produced so far
-    exhausted: bool = False
 
 
 class TrackDecoder:
-    """Reads slices of one track's segments (see module doc)."""
+    """Reads slices of one track's segments (see module doc).
 
-    def __init__(self, source: SegmentSource, segments: Sequence[Segment], warn: Warn) -> None:
+    ``libopus=False`` forces the PyAV engine (also used when libopus is not installed);
+    :attr:`engine` says which one runs.
+    """
+
+    def __init__(
+        self,
+        source: SegmentSource,
+        segments: Sequence[Segment],
+        warn: Warn,
+        *,
+        libopus: bool = True,
+    ) -> None:
         self._source = source
         self._segments = {segment.key: segment for segment in segments}
         self._warn = warn
+        self._lib = load_libopus() if libopus else None
         self._current: _Open | None = None
-        self._buffer: list[NDArray[np.float32]] = []
-        self._buffered = 0
-        self._codec: Any = None
         self._last: Segment | None = None
-        self._last_clean = False
-        self._handles: list[Any] = []
+        self._opus: OpusDecoder | None = None
+        self._pyav: Any = None  #: the PyAV codec a continuing segment reuses
+
+    @property
+    def engine(self) -> str:
+        """``"libopus"`` or ``"pyav"``."""
+        return "libopus" if self._lib is not None else "pyav"
 
     def read(self, key: str, offset: int, frames: int) -> NDArray[np.float32]:
         """``frames`` samples of segment ``key`` from sample ``offset`` (silence where missing)."""
@@ -126,104 +118,99 @@ class TrackDecoder:
         if current is None or current.segment.key != key or offset < current.position:
             current = self._open(key)
         if offset > current.position:
-            self._take(current, offset - current.position)
+            current.reader.skip(offset - current.position)
+            current.position = offset
         return self._take(current, frames)
 
     def close(self) -> None:
-        """Release the open segment."""
-        for handle in self._handles:
-            handle.close()
-        self._handles = []
+        """Release the open segment and the decoder."""
+        if self._current is not None:
+            self._current.reader.close()
         self._current = None
-        self._buffer, self._buffered = [], 0
+        self._last = None
+        if self._opus is not None:
+            self._opus.close()
+            self._opus = None
+        self._pyav = None
 
     def _open(self, key: str) -> _Open:
-        if self._current is not None:
-            self._finish(self._current)
-        self.close()
         segment = self._segments[key]
+        previous = self._current
         continues = (
-            self._last is not None
-            and self._last_clean
+            previous is not None
+            and self._last is not None
             and self._last.stream == segment.stream
             and segment.index == self._last.index + 1
         )
+        if previous is not None:
+            if continues:
+                # The decoder's overlap state must have seen every packet of the previous
+                # segment; the plan may have stopped a few samples short of its end.
+                previous.reader.drain()
+            self._finish(previous)
+            previous.reader.close()
+            continues = continues and previous.reader.clean
+            if isinstance(previous.reader, PyAvReader):
+                self._pyav = previous.reader.codec
+        self._current = None
         with self._source.open(key) as handle:
             data = handle.read()
         if segment.sha256 and hashlib.sha256(data).hexdigest() != segment.sha256:
             self._warn(f"segment {key}: sha256 does not match the manifest")
-        intact = intact_length(data)
-        if intact < len(data):
+        parsed = read_ogg_opus(data)
+        if parsed.intact < len(data):
             self._warn(
-                f"segment {key}: damaged from byte {intact} of {len(data)}; its intact start"
-                " is used and the rest of its span is silent"
+                f"segment {key}: damaged from byte {parsed.intact} of {len(data)}; its intact"
+                " start is used and the rest of its span is silent"
             )
-            data = data[:intact]
-        self._current = _Open(segment, self._decode(segment, data, reuse=continues))
+        self._current = _Open(segment, self._reader(segment, data, parsed, continues))
         self._last = segment
         return self._current
 
-    def _decode(
-        self, segment: Segment, data: bytes, *, reuse: bool
-    ) -> Iterator[NDArray[np.float32]]:
-        try:
-            container: Any = av.open(io.BytesIO(data), format="ogg")
-            self._handles.append(container)
-            stream = container.streams.audio[0]
-            if not reuse or self._codec is None:
-                self._codec = new_opus_decoder(stream.codec_context.extradata)
-            codec = self._codec
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue
-                for frame in codec.decode(packet):
-                    yield frame_to_mono(frame)
-            self._last_clean = True
-        except (av.FFmpegError, IndexError, ValueError) as exc:
-            self._last_clean = False
-            self._codec = None
-            self._warn(f"segment {segment.key}: cannot be decoded ({exc}); the rest is silent")
+    def _reader(self, segment: Segment, data: bytes, parsed: OggOpus, continues: bool) -> PcmReader:
+        def failed(reason: str) -> None:
+            self._warn(f"segment {segment.key}: cannot be decoded ({reason}); the rest is silent")
+
+        if self._lib is None:
+            return PyAvReader(data[: parsed.intact], self._pyav if continues else None, failed)
+        if parsed.head is None:
+            failed("not an Ogg Opus stream: no OpusHead in its intact pages")
+            return LibopusReader.empty()
+        if not continues or self._opus is None:
+            if self._opus is not None:
+                self._opus.close()
+            self._opus = OpusDecoder(self._lib)
+        pre_skip = 0 if continues else parsed.head.pre_skip
+        return LibopusReader(
+            self._opus,
+            parsed.packets,
+            pre_skip,
+            parsed.head.output_gain,
+            failed,
+            capacity=segment.duration,
+        )
 
     def _take(self, current: _Open, frames: int) -> NDArray[np.float32]:
-        while self._buffered < frames and not current.exhausted:
-            chunk = next(current.frames, None)
-            if chunk is None:
-                current.exhausted = True
-                break
-            current.decoded += len(chunk)
-            self._buffer.append(chunk)
-            self._buffered += len(chunk)
-        if not self._buffer:
-            joined = np.zeros(0, np.float32)
-        elif len(self._buffer) == 1:
-            joined = self._buffer[0]
-        else:
-            joined = np.concatenate(self._buffer)
-        out = joined[:frames]
-        rest = joined[frames:]
-        self._buffer = [rest] if len(rest) else []
-        self._buffered = len(rest)
+        out = np.zeros(frames, np.float32)
+        got = current.reader.fill(out)
         current.position += frames
-        if len(out) < frames:
-            out = np.concatenate([out, np.zeros(frames - len(out), np.float32)])
-            if (
-                current.exhausted
-                and current.decoded + SHORTFALL_TOLERANCE < current.segment.duration
-            ):
-                self._report_short(current)
+        reader = current.reader
+        if got < frames and reader.exhausted:
+            self._report_short(current)
         return out
 
     def _report_short(self, current: _Open) -> None:
         segment = current.segment
+        reader = current.reader
+        if reader.reported or reader.decoded + SHORTFALL_TOLERANCE >= segment.duration:
+            return
+        reader.reported = True
         self._warn(
-            f"segment {segment.key}: decoded {current.decoded} of {segment.duration} samples;"
+            f"segment {segment.key}: decoded {reader.decoded} of {segment.duration} samples;"
             " the rest is silent"
         )
-        current.decoded = segment.duration  # report once
 
     def _finish(self, current: _Open) -> None:
-        """Drain what the plan did not read so a short segment is still reported."""
-        if not current.exhausted and current.position < current.segment.duration:
-            return
-        if current.exhausted and current.decoded + SHORTFALL_TOLERANCE < current.segment.duration:
+        """Report a short segment even when the plan did not read up to its end."""
+        if current.reader.exhausted:
             self._report_short(current)

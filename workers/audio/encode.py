@@ -1,14 +1,18 @@
-"""PyAV encoders fed block by block, and the re-measurement of an encoded file.
+"""Encoders fed block by block, and the measurement of what they encoded.
 
 Every encoder takes float mono blocks at 48 kHz (full scale 1.0) through :meth:`write` and
 writes its file under a temporary name; :meth:`close` finishes the file and only then gives it
 its final name, so a crash or an error never leaves a half-written output where a reader would
 find it. HLS writes a whole directory (playlist, init segment, media segments) the same way.
 
+MP3 goes through the system's libmp3lame (:mod:`workers.audio.lame`, ~2.4× faster than the
+LAME bundled in PyAV's wheels) when it is installed, else through PyAV, with one log line
+saying so; :attr:`BlockEncoder.backend` tells which (``"system"`` or ``"pyav"``).
+
 Formats (:data:`FORMATS`):
 
 =======  ============================================================================
-mp3      libmp3lame CBR; rate, channels and bitrate from ``audio.mp3_*`` settings
+mp3      libmp3lame CBR; rate, channels, bitrate and ``-q`` from ``audio.mp3_*`` settings
 m4a      AAC-LC in MP4 (``ipod`` muxer, moov first for progressive playback)
 hls      fMP4/AAC segments of ~6 s, VOD playlist (``#EXT-X-PLAYLIST-TYPE:VOD``, ENDLIST)
 wav      PCM s16le
@@ -18,25 +22,38 @@ flac     FLAC s16 (also the per-speaker stems)
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import logging
 import os
 import queue
 import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import av
 import numpy as np
 from numpy.typing import NDArray
 
 from core.audio.loudness import LoudnessMeter, LoudnessResult
-from core.errors import InvalidAudio
+from core.errors import EncoderError, InvalidAudio
+from workers.audio.encoded_loudness import MP3_DECODER_DELAY, EncodedLoudness
+from workers.audio.lame import DEFAULT_QUALITY, LameEncoder, load_library
+
+if TYPE_CHECKING:
+    from workers.audio.shared_aac import SharedAacEncoder
 
 Format = Literal["mp3", "m4a", "hls", "wav", "flac"]
+#: Which library encodes an output: the system's libmp3lame through ctypes, or PyAV.
+Backend = Literal["system", "pyav"]
+Mp3Backend = Literal["auto", "system", "pyav"]
 FORMATS: tuple[Format, ...] = ("mp3", "m4a", "hls", "wav", "flac")
 INPUT_RATE = 48_000
 PLAYLIST = "playlist.m3u8"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,8 @@ class EncodeSpec:
     hls_segment_seconds: float = 6.0
     #: Gain applied just before the encoder, for its known loudness bias (see ENCODER_TRIM_DB).
     trim_db: float = 0.0
+    #: LAME's algorithmic quality, 0 (best, slowest) to 9; 3 is LAME's and ffmpeg's default.
+    mp3_quality: int = DEFAULT_QUALITY
 
     @property
     def suffix(self) -> str:
@@ -72,26 +91,28 @@ _CODECS: dict[Format, tuple[str, str, str]] = {
 }
 
 
-class BlockEncoder:
-    """One output file (or HLS directory) written from float mono 48 kHz blocks."""
+#: FFmpeg's decoder for each format's packets (the one a player's demuxer picks).
+_DECODERS: dict[Format, str] = {
+    "mp3": "mp3float", "m4a": "aac", "hls": "aac", "wav": "pcm_s16le", "flac": "flac",
+}  # fmt: skip
 
-    def __init__(self, path: Path, spec: EncodeSpec) -> None:
-        self.path = Path(path)
-        self.spec = spec
-        self._partial = self.path.with_name(self.path.name + ".part")
-        _remove(self._partial)
+
+class _PyAVSink:
+    """An output written through PyAV (FFmpeg's encoders and muxers)."""
+
+    def __init__(self, partial: Path, spec: EncodeSpec, measure: bool) -> None:
         codec_name, muxer, sample_format = _CODECS[spec.format]
         options: dict[str, str] = {}
-        target = self._partial
+        target = partial
         if spec.format == "hls":
-            self._partial.mkdir(parents=True)
-            target = self._partial / PLAYLIST
+            partial.mkdir(parents=True)
+            target = partial / PLAYLIST
             options = {
                 "hls_time": f"{spec.hls_segment_seconds:g}",
                 "hls_playlist_type": "vod",
                 "hls_segment_type": "fmp4",
                 "hls_fmp4_init_filename": "init.mp4",
-                "hls_segment_filename": str(self._partial / "segment_%05d.m4s"),
+                "hls_segment_filename": str(partial / "segment_%05d.m4s"),
                 "hls_flags": "independent_segments",
             }
         elif spec.format == "m4a":
@@ -102,11 +123,232 @@ class BlockEncoder:
         stream.codec_context.format = sample_format
         if spec.format in ("mp3", "m4a", "hls"):
             stream.codec_context.bit_rate = spec.bitrate_kbps * 1000
+        if spec.format == "mp3":
+            # FFmpeg hands AVCodecContext.compression_level to lame_set_quality.
+            stream.codec_context.options = {"compression_level": str(spec.mp3_quality)}
         self._stream: Any = stream
-        self._pts = 0
-        self._scale = np.float32(10.0 ** (spec.trim_db / 20.0))
         self._layout = "mono" if spec.channels == 1 else "stereo"
+        self._channels = spec.channels
+        self._spec = spec
+        self._measure = measure
+        self._meter: EncodedLoudness | None = None
+        self._pts = 0
+        self.loudness: LoudnessResult | None = None
+
+    def _metered(self, packets: list[Any]) -> list[Any]:
+        if self._measure and packets:
+            if self._meter is None:  # the encoder opens (and has its extradata) on first use
+                codec = self._stream.codec_context
+                self._meter = EncodedLoudness(
+                    _DECODERS[self._spec.format], self._spec.sample_rate, self._channels,
+                    skip=max(0, int(codec.delay or 0)), extradata=codec.extradata,
+                )  # fmt: skip
+            self._meter.add_packets(packets)
+        return packets
+
+    def write(self, samples: NDArray[np.float32]) -> None:
+        planes = samples[None, :] if self._channels == 1 else np.stack([samples, samples])
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(planes), format="fltp", layout=self._layout
+        )
+        frame.sample_rate = INPUT_RATE
+        frame.pts = self._pts
+        self._pts += samples.size
+        self._container.mux(self._metered(self._stream.encode(frame)))
+
+    def close(self) -> None:
+        self._container.mux(self._metered(self._stream.encode(None)))
+        self._container.close()
+        if self._meter is not None:
+            keep = round(self._pts * self._spec.sample_rate / INPUT_RATE)
+            self.loudness = self._meter.finish(keep=keep)
+
+    def abort(self) -> None:
+        try:
+            self._container.close()
+        except (av.FFmpegError, OSError, ValueError):
+            pass
+
+
+class _LameSink:
+    """An MP3 written by the system's libmp3lame (see :mod:`workers.audio.lame`)."""
+
+    def __init__(self, partial: Path, spec: EncodeSpec, lib: ctypes.CDLL, measure: bool) -> None:
+        self._lame = LameEncoder(
+            lib,
+            in_rate=INPUT_RATE,
+            out_rate=spec.sample_rate,
+            channels=spec.channels,
+            bitrate_kbps=spec.bitrate_kbps,
+            quality=spec.mp3_quality,
+        )
+        self.tagged = self._lame.tagged
+        self._meter: _BackgroundMeter | None = None
+        if measure:
+            # Untagged, FFmpeg trims nothing: neither does the meter (it hears what players do).
+            skip = self._lame.delay + MP3_DECODER_DELAY if self.tagged else 0
+            self._meter = _BackgroundMeter(EncodedLoudness(
+                "mp3float", spec.sample_rate, spec.channels, skip=skip,
+                drop_first_packet=self.tagged,
+            ))  # fmt: skip
+        self.loudness: LoudnessResult | None = None
+        try:
+            self._file = partial.open("wb")
+        except OSError:
+            self._lame.close()
+            raise
+
+    def _out(self, data: bytes) -> None:
+        self._file.write(data)
+        if self._meter is not None:
+            self._meter.add_bytes(data)
+
+    def write(self, samples: NDArray[np.float32]) -> None:
+        self._out(self._lame.encode(samples))
+
+    def close(self) -> None:
+        try:
+            self._out(self._lame.flush())
+            # The first frame LAME wrote is a placeholder for this one: same size, now
+            # carrying the frame count, encoder delay and padding (gapless playback).
+            tag = self._lame.lametag()
+            if tag:
+                self._file.seek(0)
+                self._file.write(tag)
+            self._file.close()
+            if self._meter is not None:
+                # As FFmpeg's demuxer trims from the LAME tag (see encoded_loudness).
+                drop = self._lame.padding - MP3_DECODER_DELAY if self.tagged else 0
+                self.loudness = self._meter.finish(drop_end=drop)
+        finally:
+            self._lame.close()
+
+    def abort(self) -> None:
+        self._file.close()
+        self._lame.close()
+        if self._meter is not None:
+            self._meter.abort()
+
+
+class _BackgroundMeter:
+    """An :class:`EncodedLoudness` fed MP3 bytes on its own thread.
+
+    LAME (ctypes) and FFmpeg's decoder both run without the GIL, so metering the encoded bytes
+    on a second thread takes it off the encoder's critical path instead of adding to it.
+    """
+
+    def __init__(self, meter: EncodedLoudness) -> None:
+        self._meter = meter
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="mp3-meter", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._meter.add_bytes(data)
+                except BaseException as exc:  # noqa: BLE001 - re-raised by finish()
+                    self._error = exc
+
+    def add_bytes(self, data: bytes) -> None:
+        if data:
+            self._queue.put(data)
+
+    def finish(self, *, drop_end: int = 0) -> LoudnessResult:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._meter.finish(drop_end=drop_end)
+
+    def abort(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
+def resolve_mp3_backend(choice: Mp3Backend = "auto") -> Backend:
+    """Which MP3 encoder ``choice`` resolves to here (``"auto"``: the system's if installed)."""
+    if choice == "pyav":
+        return "pyav"
+    if load_library() is not None:
+        return "system"
+    if choice == "system":
+        raise EncoderError(
+            "libmp3lame is not installed (Debian: apt-get install libmp3lame0)",
+            code="encoder_unavailable",
+        )
+    _log_fallback()
+    return "pyav"
+
+
+@functools.cache
+def _log_fallback() -> None:
+    log.warning("system libmp3lame not found: encoding MP3 with PyAV's bundled LAME (slower)")
+
+
+class BlockEncoder:
+    """One output file (or HLS directory) written from float mono 48 kHz blocks.
+
+    ``mp3_backend`` picks the MP3 encoder: ``"auto"`` (the system's libmp3lame when installed,
+    else PyAV's), ``"system"`` (an :class:`~core.errors.EncoderError` if it is missing) or
+    ``"pyav"``. :attr:`backend` says which one writes this output. ``"auto"`` also takes
+    PyAV's when LAME would write no gapless tag (low bitrates at low rates, see
+    :attr:`~workers.audio.lame.LameEncoder.tagged`).
+
+    With ``measure=True`` the encoded output is decoded and metered as it is produced, in the
+    thread that calls :meth:`write` (see :mod:`workers.audio.encoded_loudness`);
+    :attr:`loudness` holds the result once :meth:`close` returned — what
+    :func:`measure_file` would read from the file, without reading it again.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        spec: EncodeSpec,
+        *,
+        mp3_backend: Mp3Backend = "auto",
+        measure: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.spec = spec
+        self._partial = self.path.with_name(self.path.name + ".part")
+        _remove(self._partial)
+        self.backend: Backend = "pyav"
+        if spec.format == "mp3":
+            self.backend = resolve_mp3_backend(mp3_backend)
+        self._sink: _PyAVSink | _LameSink
+        if self.backend == "system":
+            lib = load_library()
+            if lib is None:  # resolved just above; only a race with an uninstall gets here
+                raise EncoderError("libmp3lame disappeared", code="encoder_unavailable")
+            self._sink = _LameSink(self._partial, spec, lib, measure)
+            if not self._sink.tagged and mp3_backend == "auto":
+                # FFmpeg's muxer writes its own Xing frame, of any size: keep the file gapless.
+                self._sink.abort()
+                log.info("%s: LAME writes no tag at %d kb/s %d Hz; using PyAV's encoder",
+                         self.path.name, spec.bitrate_kbps, spec.sample_rate)  # fmt: skip
+                self.backend = "pyav"
+                self._sink = _PyAVSink(self._partial, spec, measure)
+        else:
+            self._sink = _PyAVSink(self._partial, spec, measure)
+        self._scale = np.float32(10.0 ** (spec.trim_db / 20.0))
         self.frames_in = 0
+
+    @classmethod
+    def shared_aac(
+        cls, m4a_path: Path, hls_path: Path, spec: EncodeSpec, *, measure: bool = False
+    ) -> SharedAacEncoder:
+        """An M4A file and an HLS directory from ONE AAC encoder, the packets muxed twice.
+
+        Half the CPU of an ``m4a`` and an ``hls`` encoder for the same bytes (see
+        :mod:`workers.audio.shared_aac`); the result's ``paths`` names both outputs.
+        """
+        # Imported here: that module builds on this one.
+        from workers.audio.shared_aac import SharedAacEncoder
+
+        return SharedAacEncoder(m4a_path, hls_path, spec, measure=measure)
 
     def write(self, block: NDArray[np.floating]) -> None:
         """Encode the next mono samples (float, 48 kHz)."""
@@ -115,23 +357,22 @@ class BlockEncoder:
             return
         if self.spec.trim_db:
             samples = samples * self._scale
-        if self.spec.channels == 1:
-            planes = samples[None, :]
-        else:
-            planes = np.stack([samples, samples])
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(planes), format="fltp", layout=self._layout
-        )
-        frame.sample_rate = INPUT_RATE
-        frame.pts = self._pts
-        self._pts += samples.size
         self.frames_in += samples.size
-        self._container.mux(self._stream.encode(frame))
+        self._sink.write(samples)
+
+    @property
+    def loudness(self) -> LoudnessResult:
+        """The encoded output's loudness (``measure=True``, after :meth:`close`)."""
+        if self._sink.loudness is None:
+            raise EncoderError(
+                f"{self.path.name}: no loudness (not measured, or not closed yet)",
+                code="encoder_not_measured",
+            )
+        return self._sink.loudness
 
     def close(self) -> Path:
         """Flush the encoder, finish the file and move it to its final name."""
-        self._container.mux(self._stream.encode(None))
-        self._container.close()
+        self._sink.close()
         _remove(self.path)
         os.replace(self._partial, self.path)
         if self.spec.format == "hls":
@@ -140,10 +381,7 @@ class BlockEncoder:
 
     def abort(self) -> None:
         """Drop the partial output."""
-        try:
-            self._container.close()
-        except (av.FFmpegError, OSError, ValueError):
-            pass
+        self._sink.abort()
         _remove(self._partial)
 
 
@@ -151,8 +389,8 @@ class BlockEncoder:
 class ThreadedEncoder:
     """Runs a :class:`BlockEncoder` on its own thread behind a bounded queue.
 
-    PyAV releases the GIL while encoding, so the encoders of one render run alongside the
-    mix and limiter (numpy) instead of after them. At most ``depth`` blocks wait per encoder.
+    PyAV and ctypes (LAME) release the GIL while encoding, so the encoders of one render run
+    alongside the mix and limiter (numpy) instead of after them. At most ``depth`` blocks wait per encoder.
     """
 
     encoder: BlockEncoder
@@ -179,6 +417,11 @@ class ThreadedEncoder:
         if self._error is not None:
             raise self._error
         self._queue.put(np.asarray(block, dtype=np.float32))
+
+    @property
+    def loudness(self) -> LoudnessResult:
+        """The encoded output's loudness (see :attr:`BlockEncoder.loudness`)."""
+        return self.encoder.loudness
 
     def close(self) -> Path:
         self._queue.put(None)
@@ -213,34 +456,40 @@ def measure_file(path: Path, *, chunk_seconds: float = 5.0) -> LoudnessResult:
     """Decode an encoded output and measure it (BS.1770-4, see :mod:`core.audio.loudness`).
 
     ``path`` may be an audio file or an HLS directory (its playlist is read). Memory stays at
-    ``chunk_seconds`` of samples.
+    ``chunk_seconds`` of samples. Decoded frames go to the meter as they come (float planes,
+    or integers scaled), batched into large blocks: no resampler, little work per frame.
+    A render that encodes with ``BlockEncoder(measure=True)`` has the same figures without
+    reading the file again (:mod:`workers.audio.encoded_loudness`).
     """
     target = path / PLAYLIST if path.is_dir() else path
     with av.open(str(target)) as container:
         stream = container.streams.audio[0]
         meter: LoudnessMeter | None = None
-        pending: list[NDArray[np.float32]] = []
+        pending: list[NDArray[np.floating]] = []
         held = 0
-        resampler: Any = None
+        limit = 0
         for frame in container.decode(stream):
             if meter is None:
-                channels = len(frame.layout.channels)
-                meter = LoudnessMeter(frame.sample_rate, channels)
-                resampler = av.AudioResampler(
-                    format="flt", layout=frame.layout.name, rate=frame.sample_rate
-                )
+                meter = LoudnessMeter(frame.sample_rate, len(frame.layout.channels))
                 limit = int(chunk_seconds * frame.sample_rate)
-            for converted in resampler.resample(frame):
-                data = converted.to_ndarray().reshape(-1, meter.channels)
-                pending.append(data)
-                held += len(data)
+            pending.append(_frame_samples(frame, meter.channels))
+            held += pending[-1].shape[0]
             if held >= limit:
                 meter.add(np.concatenate(pending))
                 pending, held = [], 0
         if meter is None:
             raise InvalidAudio(f"{target} holds no audio")
-        for converted in resampler.resample(None):
-            pending.append(converted.to_ndarray().reshape(-1, meter.channels))
         if pending:
             meter.add(np.concatenate(pending))
         return meter.result()
+
+
+def _frame_samples(frame: Any, channels: int) -> NDArray[np.floating]:
+    """A decoded frame as (frames, channels) floats, full scale 1.0."""
+    data = frame.to_ndarray()
+    if np.issubdtype(data.dtype, np.integer):
+        data = data / (float(np.iinfo(data.dtype).max) + 1.0)
+    samples: NDArray[np.floating] = (
+        data.reshape(channels, -1).T if frame.format.is_planar else data.reshape(-1, channels)
+    )
+    return samples

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -24,15 +25,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.audio.gain import TruePeakLimiter, db_to_linear
+from core.audio.timeline_plan import Read, Span, plan_mix
 from core.audio.timeline_plan import Segment as PlanSegment
-from core.audio.timeline_plan import Span, plan_mix
 from core.audio.timeline_plan import Track as PlanTrack
 from core.recording.manifest import Manifest
 from workers.audio.decode import TrackDecoder, Warn
-from workers.audio.levels import GramMeter
+from workers.audio.levels import GramMeter, integrated_lufs
 from workers.audio.sources import SegmentSource
 
 SAMPLE_RATE = 48_000
+#: Threads decoding a block's tracks in :func:`decode_pass` (libopus releases the GIL).
+DECODE_THREADS = 2
 #: (stage, frames done, frames in total).
 Progress = Callable[[str, int, int], None]
 
@@ -81,33 +84,80 @@ def decode_pass(
     block_frames: int,
     warn: Warn,
     progress: Progress | None = None,
+    threads: int = DECODE_THREADS,
 ) -> DecodedRoom:
-    """Pass 1: decode every track onto the timeline, spill it, meter it (see module doc)."""
+    """Pass 1: decode every track onto the timeline, spill it, meter it (see module doc).
+
+    With ``threads > 1`` the tracks of a block are decoded in parallel (libopus runs without
+    the GIL) while the previous block is spilled and metered on one more thread; warnings are
+    still reported in track order, so a render's record is the same whatever the scheduling.
+    """
     ids = tuple(track.track_id for track in tracks)
     by_id = {track.participant_id: track for track in manifest.tracks}
-    decoders = {tid: TrackDecoder(source, by_id[tid].segments, warn) for tid in ids}
+    notes: list[list[str]] = [[] for _ in ids]
+    decoders = [
+        TrackDecoder(source, by_id[tid].segments, notes[row].append) for row, tid in enumerate(ids)
+    ]
+    rows = {tid: row for row, tid in enumerate(ids)}
     spills = tuple(spill_dir / f"track-{index:03d}.f32" for index in range(len(ids)))
     meter = GramMeter(SAMPLE_RATE, len(ids))
     files: list[BinaryIO] = [open(path, "wb") for path in spills]  # noqa: SIM115
+    pool = ThreadPoolExecutor(threads, "decode") if threads > 1 and len(ids) > 1 else None
+    # Spilling and metering block k (one thread, in order) overlaps decoding block k + 1.
+    spiller = ThreadPoolExecutor(1, "spill") if pool is not None else None
+    spilled: Future[None] | None = None
     try:
         for block in plan_mix(tracks, span, block_frames):
             samples = np.zeros((len(ids), block.frames), dtype=np.float32)
+            by_row: dict[int, list[Read]] = {}
             for read in block.reads:
-                row = ids.index(read.track_id)
-                samples[row, read.block_offset : read.block_offset + read.frames] = decoders[
-                    read.track_id
-                ].read(read.segment_key, read.segment_offset, read.frames)
-            for row, handle in enumerate(files):
-                handle.write(samples[row].tobytes())
-            meter.add(samples)
+                by_row.setdefault(rows[read.track_id], []).append(read)
+
+            jobs = [(decoders[row], samples[row], reads) for row, reads in by_row.items()]
+            if pool is None:
+                for job in jobs:
+                    _place(*job)
+            else:
+                for future in [pool.submit(_place, *job) for job in jobs]:
+                    future.result()
+            for row in range(len(ids)):
+                for note in notes[row]:
+                    warn(note)
+                notes[row].clear()
+            if spiller is None:
+                _spill(files, meter, samples)
+            else:
+                if spilled is not None:
+                    spilled.result()
+                spilled = spiller.submit(_spill, files, meter, samples)
             if progress is not None:
                 progress("decode", block.start + block.frames - span.start, span.frames)
+        if spilled is not None:
+            spilled.result()
     finally:
+        for executor in (pool, spiller):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
         for handle in files:
             handle.close()
-        for decoder in decoders.values():
+        for decoder in decoders:
             decoder.close()
     return DecodedRoom(ids, spills, span, meter)
+
+
+def _spill(files: Sequence[BinaryIO], meter: GramMeter, samples: NDArray[np.float32]) -> None:
+    """Append a decoded block to the tracks' spill files and the loudness meter."""
+    for row, handle in enumerate(files):
+        handle.write(samples[row].tobytes())
+    meter.add(samples)
+
+
+def _place(decoder: TrackDecoder, target: NDArray[np.float32], reads: Sequence[Read]) -> None:
+    """Decode one track's reads of a block into its row (one thread per call at most)."""
+    for read in reads:
+        target[read.block_offset : read.block_offset + read.frames] = decoder.read(
+            read.segment_key, read.segment_offset, read.frames
+        )
 
 
 @dataclass(frozen=True)
@@ -159,6 +209,70 @@ def mix_pass(
             handle.close()
 
 
+def limiter_loss_db(
+    room: DecodedRoom,
+    gains: MixGains,
+    *,
+    block_frames: int,
+    every: int = 4,
+    lead_in: int = SAMPLE_RATE // 2,
+) -> float:
+    """An estimate of the loudness (dB) the true-peak limiter will take off the programme.
+
+    The final trim (the limiter takes a little loudness off the peaks) must be known before
+    the mix pass so that the encoders can run *during* it instead of in a pass of their own.
+    Every ``every``-th block is mixed and limited — after ``lead_in`` frames, so the limiter's
+    state is that of the full pass — and the gated loudness of those blocks is compared
+    before and after limiting. The encoded outputs are measured afterwards, and one that
+    misses the target is corrected (:mod:`workers.audio.pipeline`), so the estimate only
+    decides how often that happens. NaN when nothing was loud enough to meter.
+    """
+    weights = np.asarray(gains.track_gains, dtype=np.float32)
+    before = GramMeter(SAMPLE_RATE, 1)
+    after = GramMeter(SAMPLE_RATE, 1)
+    files = [open(path, "rb") for path in room.spills]  # noqa: SIM115
+    try:
+        for start in range(0, room.frames, block_frames * max(1, every)):
+            first = max(0, start - lead_in)
+            count = min(block_frames, room.frames - start)
+            span = start + count - first
+            for handle in files:
+                handle.seek(first * 4)
+            tracks = np.stack([np.fromfile(f, dtype=np.float32, count=span) for f in files])
+            if tracks.shape[1] != span:
+                raise OSError(f"spill files ended before frame {start + count}")
+            mixed = (weights @ tracks if len(files) else np.zeros(span, np.float32))[:, None]
+            limiter = TruePeakLimiter(SAMPLE_RATE, 1, ceiling_dbtp=gains.ceiling_dbtp)
+            limited = np.concatenate([limiter.process(mixed.astype(np.float64)), limiter.flush()])[
+                -count:, 0
+            ]
+            whole = count // before.subblock * before.subblock
+            if whole:
+                before.add(mixed[-count:, 0][None, :whole])
+                after.add(limited[None, :whole].astype(np.float32))
+    finally:
+        for handle in files:
+            handle.close()
+    loudness_before = integrated_lufs(before.powers([1.0]))
+    loudness_after = integrated_lufs(after.powers([1.0]))
+    if not (math.isfinite(loudness_before) and math.isfinite(loudness_after)):
+        return math.nan
+    return max(0.0, loudness_before - loudness_after)
+
+
+class Scaled:
+    """A sink that multiplies every block by ``scale`` and hands it to ``sinks``."""
+
+    def __init__(self, sinks: Sequence[Sink], scale: float) -> None:
+        self._sinks = list(sinks)
+        self._scale = np.float32(scale)
+
+    def write(self, block: NDArray[np.floating]) -> None:
+        scaled = np.asarray(block, dtype=np.float32) * self._scale
+        for sink in self._sinks:
+            sink.write(scaled)
+
+
 class ProgrammeRecorder:
     """Sink for pass 2: spills the finished programme (float32) and meters its loudness.
 
@@ -166,10 +280,11 @@ class ProgrammeRecorder:
     before any encoder, lets pass 3 trim the programme onto the target exactly.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, meter: bool = True) -> None:
         self.path = path
         self.frames = 0
         self.meter = GramMeter(SAMPLE_RATE, 1)
+        self._metering = meter
         self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by close()
         self._carry = np.zeros(0, dtype=np.float32)
 
@@ -177,6 +292,8 @@ class ProgrammeRecorder:
         samples = np.asarray(block, dtype=np.float32).reshape(-1)
         self._file.write(samples.tobytes())
         self.frames += len(samples)
+        if not self._metering:
+            return
         joined = np.concatenate([self._carry, samples])
         whole = len(joined) // self.meter.subblock * self.meter.subblock
         if whole:

@@ -10,13 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.audio.gain import (
+    ANNEX2_L1,
     TruePeakLimiter,
     db_to_linear,
     levelling_gains,
     normalization_gain,
+    window_min,
 )
 from core.audio.loudness import measure
-from core.audio.truepeak import to_db, true_peak_of
+from core.audio.truepeak import ANNEX2_PHASES, interpolate, to_db, true_peak_of
 from core.errors import InvalidAudio
 from tests.core.audio.signals import sine, speech_like
 
@@ -154,3 +156,66 @@ def test_limiter_refuses_bad_blocks() -> None:
     assert info.value.code == "invalid_audio"
     with pytest.raises(InvalidAudio):
         limiter.process(np.full((10, 2), np.inf))
+
+
+def _bursty(seed: int, frames: int, channels: int, peak: float) -> np.ndarray:
+    """Quiet noise with loud bursts of random length: loud and quiet sub-blocks side by side."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(0.0, 0.02, (frames, channels))
+    for _ in range(int(rng.integers(1, 8))):
+        start = int(rng.integers(0, frames))
+        length = int(rng.integers(1, 400))
+        signal[start : start + length] *= peak / 0.02 * rng.random()
+    return signal
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.floats(0.2, 8.0),
+    st.sampled_from([1, 2]),
+    st.floats(-6.0, 0.0),
+    st.sampled_from([2.0, 10.0]),
+)
+def test_skipping_quiet_stretches_changes_no_sample(
+    seed: int, peak: float, channels: int, ceiling: float, lookahead: float
+) -> None:
+    """The quiet-stretch shortcut is exact: identical output to oversampling every sample."""
+    signal = _bursty(seed, 6000, channels, peak)
+    fast = TruePeakLimiter(48000, channels, ceiling_dbtp=ceiling, lookahead_ms=lookahead)
+    full = TruePeakLimiter(
+        48000, channels, ceiling_dbtp=ceiling, lookahead_ms=lookahead, skip_quiet=False
+    )
+    np.testing.assert_array_equal(_run(fast, signal, seed % 97), _run(full, signal, seed % 97))
+
+
+def test_skipping_quiet_stretches_is_exact_on_limited_speech() -> None:
+    """Golden: normalised speech whose peaks the limiter must catch, either way the same."""
+    loud = (speech_like(20.0) * db_to_linear(8.0))[:, None]
+    fast = _run(TruePeakLimiter(48000, 1), loud, seed=5)
+    full = _run(TruePeakLimiter(48000, 1, skip_quiet=False), loud, seed=5)
+    assert np.any(fast != loud)  # the limiter did work here
+    np.testing.assert_array_equal(fast, full)
+
+
+def test_the_quiet_bound_holds_for_the_annex_filter() -> None:
+    """No interpolated value exceeds ANNEX2_L1 x the largest sample it reads (worst case)."""
+    worst = np.sign(ANNEX2_PHASES[int(np.abs(ANNEX2_PHASES).sum(axis=1).argmax())])[::-1]
+    values = interpolate(worst[:, None])
+    assert np.abs(values).max() == pytest.approx(ANNEX2_L1)
+    assert 1.9 < ANNEX2_L1 < 2.1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=400),
+    st.integers(1, 130),
+)
+def test_window_min_is_the_sliding_minimum(values: list[float], width: int) -> None:
+    data = np.asarray(values)
+    expected = (
+        np.lib.stride_tricks.sliding_window_view(data, width).min(axis=1)
+        if width <= len(data)
+        else np.zeros(0)
+    )
+    np.testing.assert_array_equal(window_min(data, width), expected)

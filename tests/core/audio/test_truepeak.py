@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.audio.truepeak import ANNEX2_FIR, TruePeakTracker, to_db, true_peak_of
 from tests.core.audio.signals import sine
@@ -55,3 +57,24 @@ def test_tracker_counts_the_ring_out_after_the_last_sample() -> None:
 
 def test_silence_is_minus_infinity() -> None:
     assert to_db(true_peak_of(np.zeros((480, 2)))) == float("-inf")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.01, 4.0), st.sampled_from([1, 2]))
+def test_skipping_stretches_that_cannot_raise_the_peak_changes_nothing(
+    seed: int, burst: float, channels: int
+) -> None:
+    """The tracker's shortcut is exact: the same peak as oversampling every sample."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(0.0, 0.05, (5000, channels))
+    for _ in range(int(rng.integers(0, 6))):
+        start = int(rng.integers(0, 5000))
+        signal[start : start + int(rng.integers(1, 300))] *= burst / 0.05 * rng.random()
+    fast, full = TruePeakTracker(channels), TruePeakTracker(channels, skip_quiet=False)
+    position = 0
+    while position < len(signal):
+        size = int(rng.integers(1, 1500))
+        fast.add(signal[position : position + size])
+        full.add(signal[position : position + size])
+        position += size
+    assert fast.peak() == full.peak()
