@@ -143,10 +143,12 @@ def _give_each_operation_its_own_id(app: FastAPI) -> None:
                     seen[operation["operationId"]] = seen.get(operation["operationId"], 0) + 1
         for item in schema.get("paths", {}).values():
             for method, operation in item.items():
-                if isinstance(operation, dict) and seen.get(str(operation.get("operationId")), 0) > 1:
+                if (
+                    isinstance(operation, dict)
+                    and seen.get(str(operation.get("operationId")), 0) > 1
+                ):
                     operation["operationId"] = f"{operation['operationId']}_{method}"
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-

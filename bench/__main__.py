@@ -5,7 +5,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.export", "bench.recorder", "bench.send_path", "bench.sfu", "bench.sfu_edge"]
+BENCHMARKS = [
+    "bench.export",
+    "bench.replay_time",
+    "bench.recorder",
+    "bench.send_path",
+    "bench.sfu",
+    "bench.sfu_edge",
+]
 
 
 def main() -> int:

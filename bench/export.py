@@ -225,15 +225,16 @@ ffmpeg's `ebur128` (mono played as dual-mono). Target −16 LUFS, ≤ −1 dBTP.
 {table}
 
 "roomcast export (MP3)" includes decoding, per-speaker levelling, the mix, the true-peak limiter,
-MP3 encoding and the re-measurement of the encoded file; "all outputs" adds M4A, HLS, FLAC
-stems, waveform, timeline and chapters, every encoded output re-measured.
+MP3 encoding and the measurement of the encoded output; "all outputs" adds M4A and HLS (one AAC
+encode muxed twice), FLAC stems, waveform, timeline and chapters, every encoded output measured.
+Each roomcast figure includes the process's start-up (Python and its imports, ~1 s of CPU,
+mostly SciPy); ffmpeg's start-up is negligible.
 
-Goals (issue 5): MP3 path ≤ 0.5 × ffmpeg's time, all outputs ≤ 1 ×, ≤ 500 MB. Memory is met
-and flat in the room's length (2 min: ~220 MB, mostly imports); time is not yet. Where the MP3
-path's time goes (profiled on 4 × 2 min): MP3 encoding ~35 % — the libmp3lame bundled in
-PyAV's wheel is ~2.7× slower than Debian's (2.6 s vs 0.96 s for the same 2 min), the
-true-peak limiter ~20 %, Opus decoding ~20 % (Python per 20 ms frame), re-measuring the
-encoded file ~10 %. The machine is shared: compare ratios, not seconds.
+Goals (issue 5): MP3 path ≤ 0.5 × ffmpeg's time, all outputs ≤ 1 ×, ≤ 500 MB. How the time is
+spent (docs/post-production.md, "Pipeline"): Opus decoded by the system's libopus on two threads;
+then one pass that mixes, limits and feeds every encoder on its own thread (MP3 by the system's
+libmp3lame at LAME's default quality 3, the same encoder and quality as ffmpeg's), each encoder's
+output decoded and metered as it is written. The machine is shared: compare ratios, not seconds.
 """
 
 

@@ -50,8 +50,10 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 def machine_line() -> str:
     import os
 
-    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]},"
-            f" {datetime.now(UTC).strftime('%Y-%m-%d')}")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]},"
+        f" {datetime.now(UTC).strftime('%Y-%m-%d')}"
+    )
 
 
 def write_section(name: str, body: str, *, path: Path = PERFORMANCE_MD) -> None:

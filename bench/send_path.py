@@ -12,7 +12,13 @@ loss of each path is known and the receive cost is not in the figures. Paths, ru
   protect, asyncio's ``DatagramTransport.sendto``);
 - **fanout**: :class:`live.fanout.Fanout` — header once per tick, then
   :func:`live.aiortc_seam.send_direct` over pre-bound (DTLS, protect, ``socket.sendto``,
-  address) routes.
+  address) routes;
+- **forward-track**: a forwarded speaker packet the way the forwarder sent it before —
+  :meth:`live.forwarding.ForwardTrack.push` per destination (timestamp rebaser, header,
+  :meth:`SrtpOutlet.send`);
+- **forwarder**: :meth:`live.forwarding.Forwarder.forward` — one loop of
+  :func:`live.aiortc_seam.send_forwarded` over pre-bound routes, each destination's own header
+  packed into its session buffer.
 
 Listener tracks are real :class:`PacketQueueTrack`s bound to stand-in transceivers that carry
 the same private attributes aiortc's do, so both paths run the real seam code. CPU is this
@@ -45,13 +51,16 @@ from typing import Any
 
 from aiortc.rtcdtlstransport import SRTP_PROFILES
 from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
 from bench.report import machine_line, markdown_table, median, write_section
 from live.fanout import Fanout
-from live.forwarding import RTP_HEADER, PacketQueueTrack
+from live.forwarding import RTP_HEADER, Forwarder, ForwardTrack, PacketQueueTrack
 
-PATHS = ("outlet", "fanout")
+PATHS = ("outlet", "fanout", "forward-track", "forwarder")
+#: The pairs compared in the ratio lines: (before, after).
+RATIOS = (("outlet", "fanout"), ("forward-track", "forwarder"))
 PAYLOAD_TYPE = 111
 #: A typical 32 kb/s Opus mix packet.
 PAYLOAD = bytes(random.Random(7).getrandbits(8) for _ in range(80))
@@ -107,7 +116,9 @@ def srtp_session() -> Session:
     return Session(policy)
 
 
-async def listener_tracks(ssrc: int, addresses: list[Any]) -> list[PacketQueueTrack]:
+async def listener_tracks(
+    ssrc: int, addresses: list[Any], factory: type[PacketQueueTrack] = PacketQueueTrack
+) -> list[PacketQueueTrack]:
     """One track per address, bound to a connected stand-in transceiver with its own socket."""
     loop = asyncio.get_running_loop()
     tracks = []
@@ -122,7 +133,7 @@ async def listener_tracks(ssrc: int, addresses: list[Any]) -> list[PacketQueueTr
             sender=SimpleNamespace(transport=dtls, _ssrc=ssrc),
             _codecs=[SimpleNamespace(payloadType=PAYLOAD_TYPE)],
         )
-        track = PacketQueueTrack(capacity=5)
+        track = factory(capacity=5)
         track.bind(transceiver)
         tracks.append(track)
     return tracks
@@ -147,6 +158,12 @@ def send_outlet(tracks: list[PacketQueueTrack], sequence: int, timestamp: int) -
         else:
             dropped += 1
     return sent
+
+
+def forward_track_loop(tracks: list[ForwardTrack], packet: RtpPacket) -> int:
+    """The forwarder's loop before ``send_forwarded``: ``ForwardTrack.push`` per destination
+    (rebaser, header, ``SrtpOutlet.send``)."""
+    return sum(track.push("speaker", packet) for track in tracks)
 
 
 # -- the measurement ---------------------------------------------------------------------------
@@ -196,6 +213,18 @@ async def measure(
         fanout = Fanout()
         for track in tracks:
             fanout.add(track)
+        # The same destinations as forwarded-speaker tracks (each its own SSRC and line).
+        forward_tracks = [
+            track
+            for track in await listener_tracks(0, addresses, ForwardTrack)
+            if isinstance(track, ForwardTrack)
+        ]
+        for index, track in enumerate(forward_tracks):
+            track.outlet().ssrc = ssrc + index + 1  # type: ignore[union-attr]
+        forwarder = Forwarder()
+        for index, track in enumerate(forward_tracks):
+            forwarder.connect("speaker", f"d{index}", track)
+        speaker_ssrc = random.getrandbits(32)
         runs: list[Run] = []
         sequence = timestamp = 0
         for _ in range(repeats):
@@ -210,17 +239,37 @@ async def measure(
                     started = time.process_time()
                     if path == "outlet":
                         send_outlet(tracks, sequence, timestamp)
-                    else:
+                    elif path == "fanout":
                         fanout.send(PAYLOAD, sequence, timestamp)
+                    else:
+                        packet = RtpPacket(
+                            payload_type=PAYLOAD_TYPE,
+                            sequence_number=sequence,
+                            timestamp=timestamp,
+                            ssrc=speaker_ssrc,
+                            payload=PAYLOAD,
+                        )
+                        if path == "forward-track":
+                            forward_track_loop(forward_tracks, packet)
+                        else:
+                            forwarder.forward("speaker", packet)
                     cpu += time.process_time() - started
                     delay = start + (tick + 1) * interval - time.monotonic()
                     await asyncio.sleep(max(0.0, delay))
                 after = resource.getrusage(resource.RUSAGE_SELF)
                 await asyncio.sleep(0.05)  # let the receiver drain
                 received = count() - before_count
-                runs.append(Run(path, cpu, after.ru_utime - before.ru_utime,
-                                after.ru_stime - before.ru_stime, ticks * listeners, received))
-        for track in tracks:
+                runs.append(
+                    Run(
+                        path,
+                        cpu,
+                        after.ru_utime - before.ru_utime,
+                        after.ru_stime - before.ru_stime,
+                        ticks * listeners,
+                        received,
+                    )
+                )
+        for track in [*tracks, *forward_tracks]:
             outlet = track.outlet()
             if outlet is not None:
                 outlet._nominated[1].protocol.transport.close()
@@ -233,8 +282,8 @@ async def measure(
             receiver.join(5)
 
 
-def table(runs: list[Run]) -> tuple[str, float]:
-    """The markdown table of one measurement, and its ratio (outlet / fanout)."""
+def table(runs: list[Run]) -> tuple[str, list[float]]:
+    """The markdown table of one measurement, and its ratios (:data:`RATIOS`)."""
     rows: list[list[object]] = []
     costs: list[float] = []
     for path in PATHS:
@@ -242,49 +291,73 @@ def table(runs: list[Run]) -> tuple[str, float]:
         cost = median([run.us_per_packet for run in mine])
         costs.append(cost)
         packets = sum(run.packets for run in mine)
-        rows.append([
-            path,
-            cost,
-            median([1e6 * run.user / run.packets for run in mine]),
-            median([1e6 * run.system / run.packets for run in mine]),
-            cost * 50 / 1000,
-            1e6 / max(1e-9, 50 * cost),
-            f"{packets - sum(run.received for run in mine)} / {packets}",
-        ])
+        rows.append(
+            [
+                path,
+                cost,
+                median([1e6 * run.user / run.packets for run in mine]),
+                median([1e6 * run.system / run.packets for run in mine]),
+                cost * 50 / 1000,
+                1e6 / max(1e-9, 50 * cost),
+                f"{packets - sum(run.received for run in mine)} / {packets}",
+            ]
+        )
     markdown = markdown_table(
-        ["path", "CPU µs per packet per listener (median)", "user µs (whole run)",
-         "sys µs (whole run)", "ms/s per listener at 50 packets/s", "listeners per core",
-         "lost / sent"],
+        [
+            "path",
+            "CPU µs per packet per listener (median)",
+            "user µs (whole run)",
+            "sys µs (whole run)",
+            "ms/s per listener at 50 packets/s",
+            "listeners per core",
+            "lost / sent",
+        ],
         rows,
     )
-    return markdown, costs[0] / max(1e-9, costs[1])
+    cost_of = dict(zip(PATHS, costs, strict=True))
+    return markdown, [cost_of[a] / max(1e-9, cost_of[b]) for a, b in RATIOS]
 
 
 def render(
-    measured: list[tuple[int, list[Run]]], listeners: int, ticks: int, interval: float,
+    measured: list[tuple[int, list[Run]]],
+    listeners: int,
+    ticks: int,
+    interval: float,
     command: str,
 ) -> str:
     """The docs/performance.md section: one table per receiving layout (``spread``)."""
     runs_per_path = len(measured[0][1]) // len(PATHS)
     parts = [
-        (f"## Send path (mix fan-out, one process)\n\n{machine_line()}\n\n`{command}`\n\n"
-        f"{listeners} listeners, {ticks} ticks of {1000 * interval:g} ms per run,"
-        f" {runs_per_path} runs per path, alternating; SRTP profile"
-        f" {SRTP_PROFILES[0].openssl_profile.decode()}, {len(PAYLOAD)}-byte payload."
-        " CPU is the sending process's, in the send calls (process_time: user + sys); the"
-        " user/sys columns are the whole run's getrusage (pacing included).\n")
+        (
+            f"## Send path (mix fan-out and speaker forwarding, one process)\n\n{machine_line()}\n\n`{command}`\n\n"
+            f"{listeners} listeners, {ticks} ticks of {1000 * interval:g} ms per run,"
+            f" {runs_per_path} runs per path, alternating; SRTP profile"
+            f" {SRTP_PROFILES[0].openssl_profile.decode()}, {len(PAYLOAD)}-byte payload."
+            " CPU is the sending process's, in the send calls (process_time: user + sys); the"
+            " user/sys columns are the whole run's getrusage (pacing included).\n"
+        )
     ]
     for spread, runs in measured:
-        markdown, ratio = table(runs)
-        where = ("one receiving socket (the sender's own cost)" if spread == 0 else
-                 f"one receiving socket per listener in {spread} processes, as bench.sfu's load"
-                 " clients: on loopback the sender's syscall also delivers each packet and wakes"
-                 " its receiver, work a real network does on the listener's machine")
-        parts.append(f"**Receivers: {where}.**\n\n{markdown}\n\n"
-                     f"Ratio (outlet / fanout): {ratio:.2f}× CPU per packet per listener.\n")
+        markdown, ratios = table(runs)
+        where = (
+            "one receiving socket (the sender's own cost)"
+            if spread == 0
+            else f"one receiving socket per listener in {spread} processes, as bench.sfu's load"
+            " clients: on loopback the sender's syscall also delivers each packet and wakes"
+            " its receiver, work a real network does on the listener's machine"
+        )
+        ratio_lines = "; ".join(
+            f"{a} / {b}: {ratio:.2f}×" for (a, b), ratio in zip(RATIOS, ratios, strict=True)
+        )
+        parts.append(
+            f"**Receivers: {where}.**\n\n{markdown}\n\n"
+            f"Ratios, CPU per packet per destination: {ratio_lines}.\n"
+        )
     one, five, _ = os.getloadavg()
-    parts.append(f"Load average {one:.2f} (1 min) / {five:.2f} (5 min) on {os.cpu_count()}"
-                 " cores at the end.\n")
+    parts.append(
+        f"Load average {one:.2f} (1 min) / {five:.2f} (5 min) on {os.cpu_count()}"
+        " cores at the end.\n"
+    )
     return "\n".join(parts)
 
 
@@ -295,15 +368,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ticks", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between ticks")
-    parser.add_argument("--spread", type=int, default=5,
-                        help="also measure with one receiving socket per listener spread over"
-                        " this many processes (0: skip)")
+    parser.add_argument(
+        "--spread",
+        type=int,
+        default=5,
+        help="also measure with one receiving socket per listener spread over"
+        " this many processes (0: skip)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.listeners, args.ticks, args.repeats, args.spread = 20, 10, 2, 2
     measured = [
-        (spread, asyncio.run(measure(args.listeners, args.ticks, args.repeats, args.interval,
-                                     spread)))
+        (
+            spread,
+            asyncio.run(measure(args.listeners, args.ticks, args.repeats, args.interval, spread)),
+        )
         for spread in ([0, args.spread] if args.spread > 0 else [0])
     ]
     command = ("python -m bench.send_path " + " ".join(argv)).strip()

@@ -62,8 +62,9 @@ class BaselineRoom:
         self._members[member.user] = member
         pc.addTransceiver("audio", direction="recvonly")
         pc.on("track", lambda track: self._on_speaker_track(member.user, track))
-        await websocket.send_text(json.dumps({"type": "snapshot", "room_id": claims.room_id,
-                                              "you": member.user}))
+        await websocket.send_text(
+            json.dumps({"type": "snapshot", "room_id": claims.room_id, "you": member.user})
+        )
         if not member.speaker:
             for user, track in self._speaker_tracks.items():
                 pc.addTrack(self._relay.subscribe(track))
@@ -103,10 +104,15 @@ class BaselineRoom:
     async def _offer(self, member: _Member) -> None:
         member.negotiation += 1
         await member.pc.setLocalDescription(await member.pc.createOffer())
-        await member.websocket.send_text(json.dumps({
-            "type": "offer", "sdp": member.pc.localDescription.sdp,
-            "negotiation": member.negotiation,
-        }))
+        await member.websocket.send_text(
+            json.dumps(
+                {
+                    "type": "offer",
+                    "sdp": member.pc.localDescription.sdp,
+                    "negotiation": member.negotiation,
+                }
+            )
+        )
 
     def _on_speaker_track(self, user: str, track: MediaStreamTrack) -> None:
         self._speaker_tracks[user] = track

@@ -48,31 +48,54 @@ from live.client import ws_url
 from live.rtc import create_peer_connection
 
 FRAME_SECONDS = 0.02
+#: The steps of a join, in order: WebSocket open, snapshot received, first offer received,
+#: answer sent (remote + local description set), ICE connected, DTLS connected (SRTP keys),
+#: first audio packet received.
+JOIN_STEPS = ("ws", "snapshot", "offer", "answer", "ice", "dtls", "audio")
 _SEQ = 1 << 16
+_TS = 1 << 32
+_FRAME_TICKS = 960
 
 
 @dataclass
 class SeqTracker:
-    """Received count and extended-sequence range of one SSRC."""
+    """Received count, extended-sequence range and timestamp range of one SSRC.
+
+    The load's streams never pause (speakers send every 20 ms, the mix ticks every 20 ms), so
+    a 20 ms frame missing from the timestamp line is audio lost even when no sequence number
+    is: a server that stalls and skips mix ticks shows up here.
+    """
 
     received: int = 0
     first: int | None = None
     highest: int = 0
+    first_time: int = 0
+    highest_time: int = 0
 
-    def add(self, sequence: int) -> None:
+    def add(self, sequence: int, timestamp: int = 0) -> None:
         self.received += 1
         if self.first is None:
             self.first = self.highest = sequence
+            self.first_time = self.highest_time = timestamp
             return
         delta = (sequence - self.highest) % _SEQ
         if delta < _SEQ // 2:
             self.highest += delta
         elif self.highest - (_SEQ - delta) < self.first:
             self.first = self.highest - (_SEQ - delta)
+        step = (timestamp - self.highest_time) % _TS
+        if step < _TS // 2:
+            self.highest_time += step
+        elif self.highest_time - (_TS - step) < self.first_time:
+            self.first_time = self.highest_time - (_TS - step)
 
     @property
     def expected(self) -> int:
-        return 0 if self.first is None else self.highest - self.first + 1
+        """Packets expected: by sequence numbers, or by 20 ms frames if that is more."""
+        if self.first is None:
+            return 0
+        by_time = (self.highest_time - self.first_time) // _FRAME_TICKS + 1
+        return max(self.highest - self.first + 1, by_time)
 
 
 @dataclass
@@ -84,11 +107,11 @@ class Counters:
     last_arrival: float = 0.0
     max_gap: float = 0.0
 
-    def on_rtp(self, ssrc: int, sequence: int, arrival: float) -> None:
+    def on_rtp(self, ssrc: int, sequence: int, arrival: float, timestamp: int = 0) -> None:
         tracker = self.streams.get(ssrc)
         if tracker is None:
             tracker = self.streams[ssrc] = SeqTracker()
-        tracker.add(sequence)
+        tracker.add(sequence, timestamp)
         if self.first_arrival is None:
             self.first_arrival = arrival
         elif arrival - self.last_arrival > self.max_gap:
@@ -149,6 +172,28 @@ class Participant:
         self._ids = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
         self._tapped = False
+        #: Monotonic time of each join step (see :data:`JOIN_STEPS`), first occurrence only.
+        self.steps: dict[str, float] = {}
+        self._pc.on("iceconnectionstatechange", self._on_ice_state)
+        self._pc.on("connectionstatechange", self._on_state)
+
+    def _step(self, name: str) -> None:
+        self.steps.setdefault(name, time.monotonic())
+
+    def _on_ice_state(self) -> None:
+        if self._pc.iceConnectionState in ("connected", "completed"):
+            self._step("ice")
+
+    def _on_state(self) -> None:
+        if self._pc.connectionState == "connected":
+            self._step("dtls")
+
+    def join_steps(self) -> dict[str, float] | None:
+        """Milliseconds from the token in hand to each join step (None until joined)."""
+        if self.counters.first_arrival is None:
+            return None
+        marks = {**self.steps, "audio": self.counters.first_arrival}
+        return {name: 1000 * (marks[name] - self.started) for name in JOIN_STEPS if name in marks}
 
     @property
     def join_seconds(self) -> float | None:
@@ -159,7 +204,9 @@ class Participant:
         """Token in hand → WebSocket → snapshot; offers are answered from then on."""
         self.started = time.monotonic()
         self._ws = await ws_connect(self._url, open_timeout=30, max_size=2**22)
+        self._step("ws")
         snapshot = json.loads(await self._ws.recv())
+        self._step("snapshot")
         if snapshot.get("type") != "snapshot":
             raise RuntimeError(f"{self.user}: expected a snapshot, got {snapshot.get('type')}")
         self._reader = asyncio.get_running_loop().create_task(self._read())
@@ -181,12 +228,17 @@ class Participant:
         await self._pc.close()
 
     def _on_packet(self, data: bytes, arrival: float) -> None:
-        self.counters.on_rtp(int.from_bytes(data[8:12]), int.from_bytes(data[2:4]), arrival)
+        self.counters.on_rtp(
+            int.from_bytes(data[8:12]),
+            int.from_bytes(data[2:4]),
+            arrival,
+            int.from_bytes(data[4:8]),
+        )
         if not self.first_audio.is_set():
             self.first_audio.set()
 
     def _on_parsed(self, packet: RtpPacket, arrival: float) -> None:
-        self.counters.on_rtp(packet.ssrc, packet.sequence_number, arrival)
+        self.counters.on_rtp(packet.ssrc, packet.sequence_number, arrival, packet.timestamp)
         if not self.first_audio.is_set():
             self.first_audio.set()
 
@@ -199,9 +251,11 @@ class Participant:
                 message = json.loads(raw)
                 kind = message.get("type")
                 if kind == "offer":
+                    self._step("offer")
                     answer = await self._answer(message["sdp"])
                     reply = {"type": "answer", "sdp": answer, "negotiation": message["negotiation"]}
                     await ws.send(json.dumps(reply))
+                    self._step("answer")
                 elif kind in ("ack", "pong", "error"):
                     future = self._pending.pop(str(message.get("request_id")), None)
                     if future is not None and not future.done():
@@ -293,7 +347,8 @@ async def run(args: argparse.Namespace) -> int:
         joins = {p.user: p.join_seconds for p in participants}
     else:
         joins = await _join_all(participants, args.concurrency, args.join_timeout)
-    print("ready " + json.dumps({"joins": joins}), flush=True)
+    steps = {p.user: p.join_steps() for p in participants}
+    print("ready " + json.dumps({"joins": joins, "steps": steps}), flush=True)
     control = asyncio.get_running_loop().create_task(_control(participants, stop))
     with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
         await asyncio.wait_for(stop.wait(), args.max_seconds)

@@ -80,8 +80,9 @@ async def soak(
     secret = secrets.token_urlsafe(32)
     port = _free_port()
     server = await _spawn(
-        "server", ["-m", "bench.sfu", "--serve", "roomcast", "--port", str(port),
-                   f"--secret={secret}"], logs / "server.log",
+        "server",
+        ["-m", "bench.sfu", "--serve", "roomcast", "--port", str(port), f"--secret={secret}"],
+        logs / "server.log",
     )
     children: list[Proc] = []
     try:
@@ -96,17 +97,32 @@ async def soak(
             path = logs / f"tokens-{index}.json"
             path.write_text(json.dumps(chunk))
             files.append(path)
-        load = ["-m", "bench.sfu_load", "--url", url, "--room", ROOM,
-                "--max-seconds", str(minutes * 60 + 600)]
-        children.append(await _spawn(
-            "speakers", [*load, "--tokens", str(files[0]), "--mode", "speakers"],
-            logs / "speakers.log",
-        ))
+        load = [
+            "-m",
+            "bench.sfu_load",
+            "--url",
+            url,
+            "--room",
+            ROOM,
+            "--max-seconds",
+            str(minutes * 60 + 600),
+        ]
+        children.append(
+            await _spawn(
+                "speakers",
+                [*load, "--tokens", str(files[0]), "--mode", "speakers"],
+                logs / "speakers.log",
+            )
+        )
         await children[0].expect("ready", 120)
         for index, path in enumerate(files[1:]):
-            children.append(await _spawn(
-                f"listeners {index}", [*load, "--tokens", str(path)], logs / f"listeners-{index}.log"
-            ))
+            children.append(
+                await _spawn(
+                    f"listeners {index}",
+                    [*load, "--tokens", str(path)],
+                    logs / f"listeners-{index}.log",
+                )
+            )
         for child in children[1:]:
             await child.expect("ready", 120 + listeners)
         marks_a = [await c.ask("mark", "mark") for c in children[1:]]
@@ -120,8 +136,12 @@ async def soak(
             share = (stats["cpu"] - previous["cpu"]) / max(1e-9, stats["at"] - previous["at"])
             samples.append(Sample(stats["at"] - first["at"], stats["rss"] / 2**20, 100 * share))
             previous = stats
-            print(f"  {samples[-1].at:7.0f} s  rss {samples[-1].rss_mib:7.1f} MiB  "
-                  f"cpu {samples[-1].cpu_percent:5.1f} %", file=sys.stderr, flush=True)
+            print(
+                f"  {samples[-1].at:7.0f} s  rss {samples[-1].rss_mib:7.1f} MiB  "
+                f"cpu {samples[-1].cpu_percent:5.1f} %",
+                file=sys.stderr,
+                flush=True,
+            )
             # Marks reset each participant's longest gap: take them as we go.
             for mark in [await c.ask("mark", "mark") for c in children[1:]]:
                 for counters in mark["participants"].values():
@@ -135,8 +155,9 @@ async def soak(
                 received += got
                 expected += end["expected"] - start["expected"]
                 heard += got > 0
-        return SoakResult(speakers, listeners, minutes, samples, received, expected,
-                          1000 * max_gap, heard)
+        return SoakResult(
+            speakers, listeners, minutes, samples, received, expected, 1000 * max_gap, heard
+        )
     finally:
         for child in children:
             await child.stop("stop")
@@ -146,7 +167,9 @@ async def soak(
 def render(result: SoakResult, command: str) -> str:
     cpu = [s.cpu_percent for s in result.samples[1:]]
     middle = next(s for s in result.samples if s.at >= result.samples[-1].at / 2)
-    rss = f"{result.samples[0].rss_mib:.1f} / {middle.rss_mib:.1f} / {result.samples[-1].rss_mib:.1f}"
+    rss = (
+        f"{result.samples[0].rss_mib:.1f} / {middle.rss_mib:.1f} / {result.samples[-1].rss_mib:.1f}"
+    )
     room = f"{result.speakers} speakers, {result.listeners} listeners, {result.minutes:.3g} min"
     summary = markdown_table(
         ["measure", "value"],
@@ -155,7 +178,10 @@ def render(result: SoakResult, command: str) -> str:
             ["listeners that heard audio", f"{result.listeners_heard} / {result.listeners}"],
             ["server RSS at start / half time / end, MiB", rss],
             ["RSS growth over the last half, % (goal ≤ 5)", 100 * result.growth_last_half],
-            ["server CPU, % of one core, median / max", f"{median(cpu):.1f} / {max(cpu, default=0):.1f}"],
+            [
+                "server CPU, % of one core, median / max",
+                f"{median(cpu):.1f} / {max(cpu, default=0):.1f}",
+            ],
             ["packets lost by listeners, % of expected", 100 * result.loss],
             ["longest gap between two packets at a listener, ms", result.max_gap_ms],
         ],
@@ -181,11 +207,16 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.minutes, args.speakers, args.listeners, args.procs, args.interval = (
-            1 / 3, 2, 4, 1, 5.0
+            1 / 3,
+            2,
+            4,
+            1,
+            5.0,
         )
     with tempfile.TemporaryDirectory(prefix="roomcast-soak-") as logs:
-        result = asyncio.run(soak(args.speakers, args.listeners, args.procs, args.minutes,
-                                  args.interval, Path(logs)))
+        result = asyncio.run(
+            soak(args.speakers, args.listeners, args.procs, args.minutes, args.interval, Path(logs))
+        )
     command = "python -m bench.soak " + shlex.join(argv) if argv else "make soak"
     body = render(result, command.strip())
     print(body)

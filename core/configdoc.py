@@ -45,7 +45,9 @@ def _default_text(field: FieldInfo) -> str:
     return f"`{value}`"
 
 
-def iter_variables(model: type[BaseModel] = Settings, prefix: str = "ROOMCAST_") -> Iterator[tuple[str, str, str]]:
+def iter_variables(
+    model: type[BaseModel] = Settings, prefix: str = "ROOMCAST_"
+) -> Iterator[tuple[str, str, str]]:
     """Yield ``(variable, default, description)`` for every leaf setting."""
     for name, field in model.model_fields.items():
         annotation = field.annotation

@@ -20,9 +20,12 @@ from typing import Final, Literal
 DEFAULT_QUEUE: Final = "default"
 #: Long media work (align, mix, loudness, encode) so it never delays short tasks.
 MEDIA_QUEUE: Final = "media"
-QUEUES: Final[tuple[str, ...]] = (DEFAULT_QUEUE, MEDIA_QUEUE)
+#: Followers of live rooms (one long task per recording, mostly waiting for segments), so they
+#: never hold the media queue's slots while a room is live.
+LIVE_QUEUE: Final = "live"
+QUEUES: Final[tuple[str, ...]] = (DEFAULT_QUEUE, MEDIA_QUEUE, LIVE_QUEUE)
 
-QueueName = Literal["default", "media"]
+QueueName = Literal["default", "media", "live"]
 
 #: The readiness probe's task: proves broker → worker → result backend end to end.
 PING: Final = "roomcast.ping"
@@ -32,6 +35,12 @@ PONG: Final = "pong"
 #: Post-production of one recording (argument: the recording id), on the media queue. The
 #: recorder enqueues it when a recording stops or the room ends, once the manifest is stored.
 POSTPROD_RENDER: Final = "roomcast.postprod.render"
+
+#: Follow one recording while its room is live (argument: the recording id), on the live queue:
+#: render its segments as they land so the replay is ready seconds after the room ends
+#: (workers/tasks/follow.py). The live node enqueues it when a recording starts. Acknowledged
+#: early (no redelivery): a follower that dies loses nothing, the end-of-room render runs.
+POSTPROD_FOLLOW: Final = "roomcast.postprod.follow"
 
 #: One webhook delivery attempt (arguments: the delivery id, the 1-based attempt number), on the
 #: default queue. ``core.adapters.webhook_outbox`` enqueues attempt 1; the task schedules the rest.
@@ -67,6 +76,9 @@ class TimeLimits:
 DEFAULT_LIMITS: Final = TimeLimits(soft_seconds=300, hard_seconds=360)
 #: Limits for media tasks: a multi-hour room must mix and encode well inside this.
 MEDIA_LIMITS: Final = TimeLimits(soft_seconds=3 * 3600, hard_seconds=3 * 3600 + 300)
+#: Limits for a follower: as long as a room may stay live. Followers are acknowledged early,
+#: so these do not enter the broker's visibility timeout.
+FOLLOW_LIMITS: Final = TimeLimits(soft_seconds=12 * 3600, hard_seconds=12 * 3600 + 300)
 
 #: Extra margin between the longest hard limit and Redis re-delivering the message.
 VISIBILITY_MARGIN_SECONDS: Final = 1800
@@ -91,4 +103,6 @@ def check_queue(queue: str) -> QueueName:
         return DEFAULT_QUEUE
     if queue == MEDIA_QUEUE:
         return MEDIA_QUEUE
+    if queue == LIVE_QUEUE:
+        return LIVE_QUEUE
     raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUES)}")

@@ -346,12 +346,20 @@ class WebhookSettings(BaseModel):
             " only public addresses."
         ),
     )
-    require_https: bool = Field(default=False, description="Refuse webhook URLs that are not https.")
+    require_https: bool = Field(
+        default=False, description="Refuse webhook URLs that are not https."
+    )
     timeout_seconds: float = Field(
-        default=5.0, gt=0.0, le=60.0, description="Timeout of one delivery attempt (connect + answer)."
+        default=5.0,
+        gt=0.0,
+        le=60.0,
+        description="Timeout of one delivery attempt (connect + answer).",
     )
     max_attempts: int = Field(
-        default=8, ge=6, le=30, description="Delivery attempts per event before it counts as failed."
+        default=8,
+        ge=6,
+        le=30,
+        description="Delivery attempts per event before it counts as failed.",
     )
     retry_base_seconds: float = Field(
         default=5.0, gt=0.0, description="Wait before the first retry; later retries multiply it."
@@ -374,7 +382,9 @@ class WebhookSettings(BaseModel):
         ),
     )
     disable_min_failures: int = Field(
-        default=10, ge=1, description="Failed attempts needed, besides `disable_after_seconds`, to disable an endpoint."
+        default=10,
+        ge=1,
+        description="Failed attempts needed, besides `disable_after_seconds`, to disable an endpoint.",
     )
 
     @field_validator("allow_private_targets", mode="before")

@@ -157,7 +157,9 @@ def _decode(settings: Settings, token: str, audience: str, now: float | None) ->
     return claims
 
 
-def decode_access_token(settings: Settings, token: str, *, now: float | None = None) -> AccessClaims:
+def decode_access_token(
+    settings: Settings, token: str, *, now: float | None = None
+) -> AccessClaims:
     """Verify an API bearer token; raises InvalidToken / TokenExpired."""
     claims = _decode(settings, token, ACCESS_AUDIENCE, now)
     return AccessClaims(claims["sub"], claims["iat"], claims["exp"], claims["jti"])

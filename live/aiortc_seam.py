@@ -39,6 +39,7 @@ import fractions
 import functools
 import inspect
 import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple
@@ -60,6 +61,7 @@ __all__ = [
     "OPUS_TIME_BASE",
     "DatagramTap",
     "DirectRoute",
+    "ForwardEntry",
     "RtpTap",
     "SenderReportTap",
     "SrtpOutlet",
@@ -67,6 +69,7 @@ __all__ = [
     "ntp_to_unix",
     "opus_packet",
     "send_direct",
+    "send_forwarded",
     "set_ssrc",
     "set_stream_id",
     "srtp_outlet",
@@ -403,6 +406,60 @@ def send_direct(routes: Iterable[DirectRoute], rtp: bytes) -> list[SrtpOutlet]:
             continue
         length[0] = size
         buffer[0:size] = rtp
+        if protect(srtp, cdata, length):
+            failed.append(outlet)
+            continue
+        srtp_packet = view[: length[0]]
+        try:
+            sendto(srtp_packet, address)
+        except (BlockingIOError, InterruptedError):
+            if not outlet._send_protected(bytes(srtp_packet)):
+                failed.append(outlet)
+        except OSError:
+            failed.append(outlet)
+    return failed
+
+
+#: A plain RTP header (version 2, no CSRC, no extension): byte 0, marker|PT, seq, ts, SSRC.
+_RTP_HEADER = struct.Struct("!BBHII")
+
+#: One destination of :func:`send_forwarded`: its route, then the header fields it rewrites —
+#: payload type, SSRC, and the sequence and timestamp offsets (mod 2^16 / 2^32) of its line.
+ForwardEntry = tuple[DirectRoute, int, int, int, int]
+
+
+def send_forwarded(
+    entries: Iterable[ForwardEntry], payload: bytes, marker: int, sequence: int, timestamp: int
+) -> list[SrtpOutlet]:
+    """Send one forwarded packet (a speaker's ``payload`` with its ``sequence``/``timestamp``)
+    to every destination now, each under its own header; the outlets that could not take it.
+
+    The header is packed straight into each session's buffer after the payload is copied in,
+    so nothing is allocated per destination; failures as in :func:`send_direct`.
+    """
+    connected = _DtlsState.CONNECTED
+    protect = _srtp_lib.srtp_protect
+    pack_into = _RTP_HEADER.pack_into
+    size = 12 + len(payload)
+    marker_bit = 0x80 if marker else 0
+    failed: list[SrtpOutlet] = []
+    # The hot loop of forwarding: locals only, no Python call but pack_into and sendto.
+    for route, payload_type, ssrc, sequence_offset, timestamp_offset in entries:
+        dtls, srtp, cdata, buffer, view, length, sendto, address, outlet = route
+        if dtls._state is not connected:
+            failed.append(outlet)
+            continue
+        buffer[12:size] = payload
+        pack_into(
+            buffer,
+            0,
+            0x80,
+            marker_bit | payload_type,
+            (sequence + sequence_offset) & 0xFFFF,
+            (timestamp + timestamp_offset) & 0xFFFFFFFF,
+            ssrc,
+        )
+        length[0] = size
         if protect(srtp, cdata, length):
             failed.append(outlet)
             continue

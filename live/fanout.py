@@ -94,6 +94,29 @@ class Fanout:
                 self._unroute(failed)
         return sent, dropped
 
+    def prime(self, track: PacketQueueTrack, payload: bytes, sequence: int, timestamp: int) -> bool:
+        """Route ``track`` now if it can be, and send it this packet alone; False if not.
+
+        For a listener that just connected: it gets the current packet without waiting for
+        the next one (its route then stays bound for the loop of :meth:`send`).
+        """
+        if track not in self._waiting or not track.bound:
+            return False
+        outlet = track.outlet()
+        route = None if outlet is None else outlet.direct_route()
+        if route is None:
+            return False
+        self._waiting.discard(track)
+        self._routes[track] = route
+        self._track_of[route.outlet] = track
+        self._groups = None
+        bound = route.outlet
+        rtp = RTP_HEADER.pack(0x80, bound.payload_type, sequence, timestamp, bound.ssrc) + payload
+        failed = send_direct((route,), rtp)
+        if failed:
+            self._unroute(failed)
+        return not failed
+
     def _admit(self) -> int:
         """Route the waiting bound tracks that are connected now; how many still are not."""
         missing = 0

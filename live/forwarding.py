@@ -1,17 +1,19 @@
 """Speaker → speaker forwarding at the RTP level: no decode, no re-encode, no jitter buffer.
 
-A speaker hears every other speaker on its own track. Each packet a speaker sends is handed,
-as it arrives, to one :class:`ForwardTrack` per listening speaker; the track gives the Opus
-payload unchanged to the destination. Once a track is bound to its transceiver
-(:meth:`PacketQueueTrack.bind`) and the transport is connected, the packet is sent right there,
-inside the receive callback: a timestamp mapping (:class:`TimestampRebaser`, pure), one 12-byte
-header, one SRTP protect and one ``sendto`` (:class:`live.aiortc_seam.SrtpOutlet`) — no queue,
-no coroutine per destination, nothing re-serialised but the header. An unbound track (unit
-tests) queues ``av.Packet``s for aiortc's own sender instead.
+A speaker hears every other speaker on its own track. Each packet a speaker sends is sent, as
+it arrives and inside the receive callback, to every speaker hearing it in one loop
+(:class:`Forwarder`, :func:`live.aiortc_seam.send_forwarded`): per destination one 12-byte
+header packed into its SRTP session's buffer, one protect and one ``sendto`` — no queue, no
+coroutine, no per-destination lookup or object. Each destination's header is the source's
+sequence number and timestamp plus offsets fixed when it started hearing that source
+(:func:`open_segment` / :func:`close_segment`, pure), so gaps, DTX and reordering pass through
+unchanged. An unbound track (unit tests) queues ``av.Packet``s for aiortc's own sender instead
+(:meth:`ForwardTrack.push`, with :class:`TimestampRebaser`).
 
 A forwarded track may carry different speakers over its life (slots are reused when speakers
-come and go, since aiortc cannot remove m-lines): the rebaser keeps its RTP timeline continuous
-across such switches and across a source's SSRC changes.
+come and go, since aiortc cannot remove m-lines): each new segment starts one sequence number
+and one frame after the last one, so the track's RTP line stays continuous across such switches
+and across a source's SSRC changes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import av
@@ -27,7 +29,14 @@ from aiortc import MediaStreamTrack, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
-from live.aiortc_seam import SrtpOutlet, opus_packet, srtp_outlet
+from live.aiortc_seam import (
+    DirectRoute,
+    ForwardEntry,
+    SrtpOutlet,
+    opus_packet,
+    send_forwarded,
+    srtp_outlet,
+)
 from live.send_stats import SendStats
 
 __all__ = [
@@ -37,6 +46,8 @@ __all__ = [
     "Forwarder",
     "PacketQueueTrack",
     "TimestampRebaser",
+    "close_segment",
+    "open_segment",
     "unwrap_delta",
 ]
 
@@ -52,6 +63,28 @@ def unwrap_delta(previous: int, current: int) -> int:
     """Signed distance from 32-bit RTP timestamp ``previous`` to ``current`` (wrap-aware)."""
     delta = (current - previous) % _WRAP
     return delta - _WRAP if delta >= _HALF else delta
+
+
+def open_segment(
+    next_sequence: int, next_timestamp: int, sequence: int, timestamp: int
+) -> tuple[int, int]:
+    """Offsets that put a source's packet (``sequence``, ``timestamp``) at a track's next
+    (``next_sequence``, ``next_timestamp``); later packets of the same source and SSRC keep
+    their spacing (gaps, DTX, reordering) under the same offsets."""
+    return (next_sequence - sequence) & 0xFFFF, (next_timestamp - timestamp) % _WRAP
+
+
+def close_segment(
+    high_sequence: int, high_timestamp: int, offsets: tuple[int, int]
+) -> tuple[int, int]:
+    """Where a track continues after a segment whose highest source packet was
+    (``high_sequence``, ``high_timestamp``): the next sequence number, and the timestamp one
+    frame after the latest one sent."""
+    sequence_offset, timestamp_offset = offsets
+    return (
+        (high_sequence + sequence_offset + 1) & 0xFFFF,
+        (high_timestamp + timestamp_offset + FRAME_TICKS) % _WRAP,
+    )
 
 
 @dataclass
@@ -155,6 +188,19 @@ class ForwardTrack(PacketQueueTrack):
         # Random starts, as RFC 3550 asks; they only change at a source switch by continuity.
         self._sequence = random.getrandbits(16)
         self._timestamp_origin = random.getrandbits(32)
+        self._next_timestamp = self._timestamp_origin
+
+    def open_segment(self, sequence: int, timestamp: int) -> tuple[int, int]:
+        """Offsets (:func:`open_segment`) that continue this track's line from the source
+        packet (``sequence``, ``timestamp``) on (the :class:`Forwarder`'s direct path)."""
+        return open_segment(
+            (self._sequence + 1) & 0xFFFF, self._next_timestamp, sequence, timestamp
+        )
+
+    def resume_at(self, next_sequence: int, next_timestamp: int) -> None:
+        """The next segment starts at (``next_sequence``, ``next_timestamp``)."""
+        self._sequence = (next_sequence - 1) & 0xFFFF
+        self._next_timestamp = next_timestamp
 
     def switch_source(self, source: str | None) -> None:
         """From now on this track carries ``source`` (``None``: nobody)."""
@@ -187,50 +233,154 @@ class ForwardTrack(PacketQueueTrack):
         return True
 
 
+@dataclass
+class _Source:
+    """One speaker's destinations, with the state the hot loop needs kept per source."""
+
+    tracks: dict[str, ForwardTrack] = field(default_factory=dict)
+    #: Bound tracks without a direct route yet (not connected, or their route failed).
+    waiting: set[ForwardTrack] = field(default_factory=set)
+    routes: dict[ForwardTrack, DirectRoute] = field(default_factory=dict)
+    #: (sequence, timestamp) offsets of each track's open segment (see :func:`open_segment`).
+    segments: dict[ForwardTrack, tuple[int, int]] = field(default_factory=dict)
+    #: The hot loop's input, rebuilt after any change; ``None`` when stale.
+    entries: tuple[ForwardEntry, ...] | None = ()
+    ssrc: int | None = None
+    high_sequence: int = 0
+    high_timestamp: int = 0
+
+    def close(self, track: ForwardTrack) -> None:
+        """End ``track``'s segment: it continues after the highest packet it was sent."""
+        offsets = self.segments.pop(track, None)
+        if offsets is not None:
+            track.resume_at(*close_segment(self.high_sequence, self.high_timestamp, offsets))
+
+
 class Forwarder:
     """The fan-out table: source speaker → {destination speaker: the track they hear it on}.
 
-    The caller (``MediaRoom``) decides who may be forwarded; this class only moves packets.
+    Per packet and source, one loop over pre-bound destinations (:func:`send_forwarded`): each
+    destination's header differs only by constants fixed when it started hearing the source
+    (its own SSRC, payload type and sequence/timestamp offsets), so nothing per destination is
+    looked up, mapped or allocated. Unbound tracks (unit tests) take ``av.Packet``s through
+    :meth:`ForwardTrack.push`. The caller (``MediaRoom``) decides who may be forwarded; this
+    class only moves packets.
     """
 
     def __init__(self, stats: SendStats | None = None) -> None:
-        self._routes: dict[str, dict[str, ForwardTrack]] = {}
+        self._sources: dict[str, _Source] = {}
         self.stats = stats if stats is not None else SendStats()
 
     def connect(self, source: str, destination: str, track: ForwardTrack) -> None:
         """Send ``source``'s packets to ``destination`` on ``track``."""
         track.switch_source(source)
-        self._routes.setdefault(source, {})[destination] = track
+        entry = self._sources.setdefault(source, _Source())
+        previous = entry.tracks.get(destination)
+        if previous is not None and previous is not track:
+            self._drop(entry, previous)
+        entry.tracks[destination] = track
+        entry.waiting.add(track)
+        entry.entries = None
 
     def disconnect(self, source: str, destination: str) -> None:
         """Stop sending ``source`` to ``destination`` (the track then stays silent)."""
-        routes = self._routes.get(source)
-        if routes is not None:
-            track = routes.pop(destination, None)
-            if track is not None and track.source == source:
+        entry = self._sources.get(source)
+        if entry is None:
+            return
+        track = entry.tracks.pop(destination, None)
+        if track is not None:
+            self._drop(entry, track)
+            if track.source == source:
                 track.switch_source(None)
-            if not routes:
-                del self._routes[source]
+        if not entry.tracks:
+            del self._sources[source]
 
     def forget(self, participant: str) -> None:
         """Remove every route from or to ``participant``."""
-        for destination in list(self._routes.get(participant, {})):
+        for destination in list(self.destinations(participant)):
             self.disconnect(participant, destination)
-        for source in list(self._routes):
+        for source in list(self._sources):
             self.disconnect(source, participant)
 
     def destinations(self, source: str) -> frozenset[str]:
         """Who currently hears ``source``."""
-        return frozenset(self._routes.get(source, {}))
+        entry = self._sources.get(source)
+        return frozenset(entry.tracks) if entry is not None else frozenset()
 
     def forward(self, source: str, packet: RtpPacket) -> int:
-        """Hand ``packet`` to every destination of ``source``; returns how many took it."""
-        routes = self._routes.get(source)
-        if not routes or not packet.payload:
+        """Send ``packet`` to every destination of ``source``; returns how many took it."""
+        entry = self._sources.get(source)
+        payload = packet.payload
+        if entry is None or not payload:
             return 0
+        sequence, timestamp = packet.sequence_number, packet.timestamp
+        if packet.ssrc != entry.ssrc:
+            # The speaker re-published: every destination starts a new segment on its line.
+            for track in list(entry.segments):
+                entry.close(track)
+            entry.ssrc, entry.high_sequence, entry.high_timestamp = packet.ssrc, sequence, timestamp
+            entry.entries = None
+        else:
+            if (sequence - entry.high_sequence) & 0xFFFF < 0x8000:
+                entry.high_sequence = sequence
+            if (timestamp - entry.high_timestamp) & 0xFFFFFFFF < _HALF:
+                entry.high_timestamp = timestamp
+        dropped = self._admit(entry, sequence, timestamp) if entry.waiting else 0
+        entries = entry.entries
+        if entries is None:
+            entries = entry.entries = self._entries(entry, sequence, timestamp)
         taken = 0
-        for track in routes.values():
-            taken += track.push(source, packet)
+        if entries:
+            failed = send_forwarded(entries, payload, packet.marker, sequence, timestamp)
+            taken = len(entries) - len(failed)
+            if failed:
+                dropped += len(failed)
+                self._unroute(entry, failed)
+        if len(entry.tracks) > len(entry.routes) + len(entry.waiting):
+            for track in entry.tracks.values():
+                if not track.bound:
+                    taken += track.push(source, packet)
         self.stats.forwarded += taken
-        self.stats.forward_dropped += len(routes) - taken
+        self.stats.forward_dropped += dropped
         return taken
+
+    def _drop(self, entry: _Source, track: ForwardTrack) -> None:
+        entry.close(track)
+        entry.waiting.discard(track)
+        entry.routes.pop(track, None)
+        entry.entries = None
+
+    def _admit(self, entry: _Source, sequence: int, timestamp: int) -> int:
+        """Route waiting bound tracks that are connected now; how many bound ones still wait."""
+        missing = 0
+        for track in list(entry.waiting):
+            if not track.bound:
+                entry.waiting.discard(track)
+                continue
+            outlet = track.outlet()
+            route = None if outlet is None else outlet.direct_route()
+            if route is None:
+                missing += 1
+                continue
+            entry.waiting.discard(track)
+            entry.routes[track] = route
+            entry.entries = None
+        return missing
+
+    def _entries(self, entry: _Source, sequence: int, timestamp: int) -> tuple[ForwardEntry, ...]:
+        rows: list[ForwardEntry] = []
+        for track, route in entry.routes.items():
+            offsets = entry.segments.get(track)
+            if offsets is None:
+                offsets = entry.segments[track] = track.open_segment(sequence, timestamp)
+            outlet = route.outlet
+            rows.append((route, outlet.payload_type, outlet.ssrc, *offsets))
+        return tuple(rows)
+
+    def _unroute(self, entry: _Source, failed: list[SrtpOutlet]) -> None:
+        gone = set(failed)
+        for track, route in list(entry.routes.items()):
+            if route.outlet in gone:
+                del entry.routes[track]
+                entry.waiting.add(track)
+        entry.entries = None

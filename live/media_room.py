@@ -11,7 +11,7 @@ The server offers, clients answer. Every peer gets, in this order:
   id ``"mix"``.
 
 aiortc cannot remove m-lines: a slot whose speaker left goes ``inactive`` and is reused by the
-next one. Layout decisions are pure (:func:`desired_layout`, :func:`assign_slots`); the shell
+next one. Layout decisions are pure (:mod:`live.layout`); the shell
 applies them only when the peer's signaling is stable, with one outstanding offer per peer;
 changes meanwhile are queued and offered once the answer arrives (no glare).
 """
@@ -22,10 +22,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal, Protocol, get_args
+from typing import Protocol, get_args
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
@@ -37,6 +37,7 @@ from core.settings import RtcSettings
 from live import active_speaker as speakers
 from live.aiortc_seam import set_stream_id, tap_receiver, tap_sender_reports
 from live.forwarding import Forwarder, ForwardTrack, PacketQueueTrack
+from live.layout import PeerLayout, Role, assign_slots, desired_layout
 from live.mixer import RoomMixer
 from live.rtc import create_peer_connection, prepare_ice
 from live.send_stats import SendStats
@@ -54,7 +55,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Role = Literal["speaker", "listener"]
 SendOffer = Callable[[str, str, int], Awaitable[None]]
 MIX_STREAM_ID = "mix"
 
@@ -81,33 +81,6 @@ class SenderReportTap(Protocol):
         rtp_timestamp: int,
         arrival_monotonic: float,
     ) -> None: ...
-
-
-@dataclass(frozen=True)
-class PeerLayout:
-    """What one peer should receive."""
-
-    mix: bool
-    forwards: frozenset[str]
-
-
-def desired_layout(participant: str, role: Role, speaker_ids: Iterable[str]) -> PeerLayout:
-    """Speakers hear every other speaker forwarded; listeners hear the mix."""
-    if role == "speaker":
-        return PeerLayout(mix=False, forwards=frozenset(s for s in speaker_ids if s != participant))
-    return PeerLayout(mix=True, forwards=frozenset())
-
-
-def assign_slots(current: Sequence[str | None], wanted: frozenset[str]) -> tuple[str | None, ...]:
-    """Forward slots after a change: kept sources stay put, freed slots are reused in order,
-    new sources (sorted) fill free slots first, then new slots are appended."""
-    slots: list[str | None] = [s if s in wanted else None for s in current]
-    for source in sorted(wanted - set(slots)):
-        if None in slots:
-            slots[slots.index(None)] = source
-        else:
-            slots.append(source)
-    return tuple(slots)
 
 
 @dataclass
@@ -161,6 +134,7 @@ class MediaRoom:
         self._speaker_config = active_speaker_config
         self._speaker_state = speakers.ActiveSpeakerState()
         self._ext_levels: set[str] = set()
+        self._speakers: list[str] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
@@ -197,9 +171,15 @@ class MediaRoom:
         if self._sr_tap is not None:
             tap_sender_reports(mic.receiver, partial(self._on_mic_sender_report, participant_id))
         pc.on("track", self._consume)
-        self._peers[participant_id] = _Peer(participant_id, role, pc, mic)
+        peer = self._peers[participant_id] = _Peer(participant_id, role, pc, mic)
+        self._speakers = None
+        pc.on("connectionstatechange", partial(self._on_connection_state, peer))
         self._start()
-        await self._reconcile_all()
+        if role == "listener":
+            # A listener changes nobody else's layout: offer to them alone, at once.
+            await self._renegotiate(peer)
+        else:
+            await self._reconcile_all()
 
     async def handle_answer(self, participant_id: str, sdp: str, negotiation: int) -> None:
         """Apply the client's answer to offer number ``negotiation``; send queued changes."""
@@ -238,6 +218,7 @@ class MediaRoom:
         if peer.role == role:
             return
         peer.role = role
+        self._speakers = None
         if role == "listener":
             self._silence(participant_id)
         await self._reconcile_all()
@@ -254,6 +235,7 @@ class MediaRoom:
         peer = self._peers.pop(participant_id, None)
         if peer is None:
             raise ParticipantNotFound(f"{participant_id} has no media in room {self.room_id}")
+        self._speakers = None
         self._silence(participant_id)
         self._forwarder.forget(participant_id)
         await self._close_peer(peer)
@@ -268,6 +250,7 @@ class MediaRoom:
         if self._ticker is not None:
             self._ticker.cancel()
         peers, self._peers = list(self._peers.values()), {}
+        self._speakers = None
         for peer in peers:
             await self._close_peer(peer)
         await self.mixer.close()
@@ -324,6 +307,12 @@ class MediaRoom:
                 self._speaker_state, participant_id, level, now, self._speaker_config
             )
 
+    def _on_connection_state(self, peer: _Peer) -> None:
+        # SRTP keys exist from now on: hand a listener the current mix packet right away
+        # instead of at the next tick (up to 20 ms later).
+        if peer.pc.connectionState == "connected" and peer.mix is not None:
+            self.mixer.prime(peer.mix[1])
+
     def _silence(self, participant_id: str) -> None:
         self.mixer.drop_speaker(participant_id)
         self._ext_levels.discard(participant_id)
@@ -332,7 +321,10 @@ class MediaRoom:
     # -- negotiation ---------------------------------------------------------------------
 
     def _speaker_ids(self) -> list[str]:
-        return [pid for pid, peer in self._peers.items() if peer.role == "speaker"]
+        # Cached between membership and role changes: a reconcile pass asks once per peer.
+        if self._speakers is None:
+            self._speakers = [pid for pid, peer in self._peers.items() if peer.role == "speaker"]
+        return self._speakers
 
     async def _reconcile_all(self) -> None:
         for peer in list(self._peers.values()):

@@ -26,6 +26,7 @@ import fractions
 import logging
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -42,8 +43,16 @@ from live.fanout import Fanout
 from live.forwarding import FRAME_TICKS, PacketQueueTrack, unwrap_delta
 from live.send_stats import SendStats
 
-__all__ = ["CONCEAL_FADE", "CONCEAL_FRAMES", "LOST", "MIX_INTERVAL", "PlayoutBuffer", "RoomMixer",
-           "conceal", "level_dbov"]
+__all__ = [
+    "CONCEAL_FADE",
+    "CONCEAL_FRAMES",
+    "LOST",
+    "MIX_INTERVAL",
+    "PlayoutBuffer",
+    "RoomMixer",
+    "conceal",
+    "level_dbov",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +63,8 @@ _TIME_BASE = fractions.Fraction(1, 48000)
 CONCEAL_FRAMES = 3
 #: Gain applied per concealed frame (the 1st at 0.7, the 2nd at 0.49, ...).
 CONCEAL_FADE = 0.7
+#: The interpreter's GIL switch interval while a mixer runs (seconds; the default is 5 ms).
+GIL_SWITCH_INTERVAL = 0.0005
 #: Marks a speaker's lost frame in the renderer's input (pushes never carry empty payloads).
 LOST = b""
 
@@ -298,6 +309,9 @@ class RoomMixer:
         self.ssrc = random.getrandbits(32)
         self._sequence = random.getrandbits(16)
         self._timestamp_origin = random.getrandbits(32)
+        #: The last mix packet sent (payload, sequence, timestamp), for :meth:`prime`.
+        self._last: tuple[bytes, int, int] | None = None
+        self.primed = 0
 
     @property
     def decoders_created(self) -> int:
@@ -320,6 +334,17 @@ class RoomMixer:
         first offer, since its SSRC becomes the mix's."""
         set_ssrc(transceiver.sender, self.ssrc)
         track.bind(transceiver)
+
+    def prime(self, track: PacketQueueTrack) -> bool:
+        """Send a just-connected listener the current mix packet now (not at the next tick);
+        False when there is none yet or ``track`` cannot take it."""
+        if self._last is None or track not in self._listeners:
+            return False
+        if not self._listeners.prime(track, *self._last):
+            return False
+        self.primed += 1
+        self.stats.mix_sent += 1
+        return True
 
     def set_listening(self, track: PacketQueueTrack, listening: bool) -> None:
         """Pause or resume feeding ``track`` without ending it (its sender keeps running)."""
@@ -353,6 +378,12 @@ class RoomMixer:
 
     def start(self) -> None:
         """Start the room clock (idempotent)."""
+        # The worker thread hands the GIL back and forth a few dozen times per tick (every
+        # PyAV call releases it). While the event loop is busy sending, each hand-back waited
+        # up to the default 5 ms switch interval: a tick's render then took longer than the
+        # tick and the clock fell behind. A shorter interval bounds that wait.
+        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"mixer-{self.room_id}"
@@ -422,6 +453,8 @@ class RoomMixer:
         timestamp = (self._timestamp_origin + (packet.pts or 0)) & 0xFFFFFFFF
         for track in self._listeners.unbound():
             track.offer(packet)
-        sent, dropped = self._listeners.send(bytes(packet), self._sequence, timestamp)
+        payload = bytes(packet)
+        self._last = (payload, self._sequence, timestamp)
+        sent, dropped = self._listeners.send(payload, self._sequence, timestamp)
         self.stats.mix_sent += sent
         self.stats.mix_dropped += dropped

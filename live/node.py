@@ -38,6 +38,7 @@ from core.errors import NotFound, RoomcastError
 from core.ports import JobQueue
 from core.protocol.close_codes import CloseCode
 from core.protocol.messages import RecordingDegraded, SetRecordingMsg
+from core.recording.progress import RecordingProgress
 from core.recording.sidecar import SegmentSidecar
 from core.recording.timeline import RoomClock
 from core.rooms import Role, rule_error
@@ -45,7 +46,7 @@ from core.settings import Settings, load_settings
 from core.storage import Storage
 from core.tokens import JoinClaims
 from live.media_room import PacketTap
-from live.recording import RecordingHealth, RoomRecorder
+from live.recording import RecordingHealth, RoomRecorder, start_follower
 from live.recording_rows import RecordingRows
 from live.room_session import Connection, RoomSession
 from live.rtc import prepare_ice
@@ -86,6 +87,7 @@ class SpoolRecording:
     ) -> None:
         self.recording_id = recording_id
         self._rows = rows
+        self._live_render = settings.audio.live_render
         self.room_id = room_id
         self.clock = clock
         self._resources = resources
@@ -99,21 +101,28 @@ class SpoolRecording:
             self.spool,
             clock,
             segment_seconds=settings.audio.segment_seconds,
+            idle_close_seconds=settings.audio.idle_close_seconds,
             on_segment_closed=self._segment_closed,
+            on_progress=self._progress,
         )
 
     def open(self) -> None:
-        storage, _ = self._resources()
+        storage, queue = self._resources()
         self.spool.create(RecordingMeta(self.recording_id, self.room_id, self.clock.epoch_unix))
         self._uploader = Uploader(storage, policy=self._retry)
         self._uploader.start()
         self.writer.start()
+        start_follower(queue, self.recording_id, enabled=self._live_render)
         if self._rows is not None:
             self._rows.started(self.recording_id, self.room_id, self.clock.epoch_unix)
 
     def _segment_closed(self, car: SegmentSidecar, path: Path) -> None:
         if self._uploader is not None:  # else the finish sweep stores it
             self._uploader.on_segment_closed(car, path)
+
+    def _progress(self, progress: RecordingProgress) -> None:
+        if self._uploader is not None:  # queued behind the closed segments' files
+            self._uploader.on_progress(progress)
 
     def on_rtp(self, participant_id: str, packet: Any, arrival_monotonic: float) -> bool:
         return self.writer.on_rtp(participant_id, packet, arrival_monotonic)

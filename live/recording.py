@@ -37,6 +37,9 @@ from typing import Any, Protocol
 
 from aiortc.rtp import RtpPacket
 
+from core import jobs
+from core.errors import DependencyUnavailable
+from core.ports import JobQueue
 from core.protocol import RecordingDegraded
 from core.recording.timeline import RoomClock
 from core.rooms import Event, RoomState, may_record
@@ -56,6 +59,7 @@ __all__ = [
     "Start",
     "Stop",
     "plan",
+    "start_follower",
 ]
 
 logger = logging.getLogger(__name__)
@@ -398,3 +402,16 @@ class RoomRecorder:
                 active.health = health
                 self._notify(RecordingDegraded(health.degraded, health.reason))
             await asyncio.sleep(self._health_interval)
+
+
+def start_follower(queue: JobQueue, recording_id: str, *, enabled: bool) -> str | None:
+    """Enqueue the live render of a recording that just opened (``roomcast.postprod.follow``
+    on the live queue); returns the job id. BLOCKS (broker I/O). A broker that cannot be
+    reached costs only the head start: the end-of-room render still runs, so it is logged."""
+    if not enabled:
+        return None
+    try:
+        return queue.enqueue(jobs.POSTPROD_FOLLOW, recording_id, queue=jobs.LIVE_QUEUE)
+    except DependencyUnavailable as exc:
+        logger.warning("recording %s: live render not started: %s", recording_id, exc)
+        return None

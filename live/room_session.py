@@ -157,14 +157,19 @@ class RoomSession:
                     await self._drop_media(user)
             self._connections[user] = connection
             connection.send(self._encode(snapshot_for(self._state, user, ice_servers=self._ice)))
-            self._broadcast(events, exclude=user)
-            self._observe(events)
             participant = self._state.get(user)
-            # An edge node (live/edge.py) terminates that user's media itself.
-            if participant is not None and not getattr(connection, "media_elsewhere", False):
-                await self._media.add_participant(user, media_role(participant.role))
-                if participant.muted:
-                    self._media.set_muted(user, True)
+            try:
+                # The joiner's offer is queued before ``participant_joined`` goes to everyone
+                # else: in a big room that broadcast wakes one writer per connection, and the
+                # offer would wait behind all of them (join time grew with the room's size).
+                # An edge node (live/edge.py) terminates that user's media itself.
+                if participant is not None and not getattr(connection, "media_elsewhere", False):
+                    await self._media.add_participant(user, media_role(participant.role))
+                    if participant.muted:
+                        self._media.set_muted(user, True)
+            finally:
+                self._broadcast(events, exclude=user)
+                self._observe(events)
             self._arm_grace_timer()
 
     async def receive(self, connection: Connection, message: ClientMessage) -> None:

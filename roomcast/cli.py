@@ -84,13 +84,21 @@ def worker(
     beat: Annotated[
         bool, typer.Option(help="Also run the periodic scheduler (in exactly one worker).")
     ] = False,
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated queues: default,media (the default) or live (followers of"
+            " live rooms: one pool process per room recorded at once)."
+        ),
+    ] = "default,media",
 ) -> None:
-    """Run a Celery worker on the default and media queues."""
+    """Run a Celery worker (default: on the default and media queues)."""
     from workers.app import create_app, worker_argv
 
     settings = _settings("worker")
     settings.var_path.mkdir(parents=True, exist_ok=True)
-    argv = worker_argv(settings, concurrency=concurrency, beat=beat)
+    chosen = tuple(name.strip() for name in queues.split(",") if name.strip())
+    argv = worker_argv(settings, concurrency=concurrency, beat=beat, queues=chosen)
     create_app(settings).worker_main(argv)
 
 
@@ -124,6 +132,9 @@ def live() -> None:
         host=settings.live.host,
         port=settings.live.port,
         log_level=settings.log_level.lower(),
+        # Signaling messages are small JSON sent to every listener (active speaker ~2/s):
+        # per-message deflate would cost CPU per listener and save next to nothing.
+        ws_per_message_deflate=False,
     )
 
 

@@ -29,7 +29,11 @@ from core import jobs
 from core.adapters.db.migrate import upgrade
 from core.adapters.redis_process import RedisProcess, ping_redis
 from core.adapters.storage_factory import build_storage
-from core.adapters.subprocesses import die_with_parent, stop_process_group
+from core.adapters.subprocesses import (
+    die_with_parent,
+    die_with_parent_quitting,
+    stop_process_group,
+)
 from core.errors import DependencyUnavailable
 from core.settings import Settings
 from live.node import LiveNode, mount_live
@@ -60,23 +64,30 @@ def check_port_free(host: str, port: int, what: str, variable: str) -> None:
             ) from exc
 
 
-#: One worker process per queue, each with one pool process.
-WORKER_QUEUES: Final[tuple[str, ...]] = (jobs.DEFAULT_QUEUE, jobs.MEDIA_QUEUE)
+#: One worker process per queue, each with one pool process except the live queue's: its
+#: followers mostly wait for segments, so two rooms recorded at once are both followed.
+WORKER_QUEUES: Final[tuple[str, ...]] = (jobs.DEFAULT_QUEUE, jobs.MEDIA_QUEUE, jobs.LIVE_QUEUE)
+WORKER_CONCURRENCY: Final[dict[str, int]] = {jobs.LIVE_QUEUE: 2}
 
 
 def start_worker(settings: Settings, queue: str) -> subprocess.Popen[bytes]:
-    """One Celery worker on ``queue`` (concurrency 1) talking to ``settings.redis_url``; the
-    default-queue worker also runs the periodic scheduler (the webhook sweep)."""
+    """One Celery worker on ``queue`` (concurrency 1, 2 on the live queue) talking to
+    ``settings.redis_url``; the default-queue worker also runs the periodic scheduler."""
     env = dict(os.environ, ROOMCAST_REDIS__URL=settings.redis_url)
     command = [sys.executable, "-m", "celery", "-A", "workers.celery_entry"]
     beat = queue == jobs.DEFAULT_QUEUE
-    command += worker_argv(settings, concurrency=1, queues=(queue,), beat=beat)
+    command += worker_argv(
+        settings, concurrency=WORKER_CONCURRENCY.get(queue, 1), queues=(queue,), beat=beat
+    )
+    death = die_with_parent_quitting if queue == jobs.LIVE_QUEUE else die_with_parent
     return subprocess.Popen(
         command,
         env=env,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, no locks taken
+        # A follower (live queue) runs as long as its room: a warm shutdown would wait for it,
+        # so that worker stops cold; the follower's loss is covered (the full render at room end).
+        preexec_fn=death,  # noqa: PLW1509 - one prctl call, no locks taken
     )
 
 
@@ -124,7 +135,8 @@ def _run(settings: Settings, stack: ExitStack, echo: Callable[[str], None]) -> i
     workers: dict[str, subprocess.Popen[bytes]] = {}
     for queue in WORKER_QUEUES:
         workers[queue] = start_worker(settings, queue)
-        stack.callback(stop_process_group, workers[queue], signal.SIGTERM, WORKER_STOP_SECONDS)
+        stop = signal.SIGQUIT if queue == jobs.LIVE_QUEUE else signal.SIGTERM
+        stack.callback(stop_process_group, workers[queue], stop, WORKER_STOP_SECONDS)
 
     application = create_app(settings)
     # One process serves API + live: the signaling route joins the API's app and port.
@@ -135,6 +147,7 @@ def _run(settings: Settings, stack: ExitStack, echo: Callable[[str], None]) -> i
         port=settings.api.port,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        ws_per_message_deflate=False,  # as `roomcast live` (roomcast/cli.py): small messages
     )
     server = uvicorn.Server(config)
     died: list[int] = []

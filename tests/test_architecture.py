@@ -15,8 +15,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN_IN_PURE_CORE = {"aiortc", "aioice", "av", "celery", "fastapi", "starlette", "sqlalchemy",
-                          "alembic", "boto3", "botocore", "redis", "uvicorn", "psycopg"}
+FORBIDDEN_IN_PURE_CORE = {
+    "aiortc",
+    "aioice",
+    "av",
+    "celery",
+    "fastapi",
+    "starlette",
+    "sqlalchemy",
+    "alembic",
+    "boto3",
+    "botocore",
+    "redis",
+    "uvicorn",
+    "psycopg",
+}
 APPS = ("api", "live", "recorder", "workers")
 COMPOSITION_ROOTS = {Path("live/node.py")}
 
@@ -83,7 +96,10 @@ def test_settings_are_never_built_at_import_time() -> None:
             for node in tree.body:  # module level only
                 if isinstance(node, (ast.Assign, ast.AnnAssign, ast.Expr)):
                     for call in ast.walk(node):
-                        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-                                and call.func.id in {"Settings", "load_settings"}):
+                        if (
+                            isinstance(call, ast.Call)
+                            and isinstance(call.func, ast.Name)
+                            and call.func.id in {"Settings", "load_settings"}
+                        ):
                             offenders.append(str(path.relative_to(ROOT)))
     assert not offenders, "module-level settings instances:\n" + "\n".join(offenders)

@@ -10,6 +10,10 @@ from core.settings import Settings
 
 #: Modules whose import registers tasks on the current app.
 TASK_MODULES = ("workers.tasks",)
+#: What a worker consumes unless told otherwise. Not the live queue: a follower holds its pool
+#: process for as long as its room is live, so live-queue workers are started on purpose, with
+#: a pool process per room recorded at once (``roomcast up`` starts one with two).
+WORKER_QUEUES: tuple[str, ...] = (jobs.DEFAULT_QUEUE, jobs.MEDIA_QUEUE)
 
 
 def create_app(settings: Settings) -> Celery:
@@ -28,18 +32,19 @@ def worker_argv(
     *,
     concurrency: int = 1,
     loglevel: str | None = None,
-    queues: tuple[str, ...] = jobs.QUEUES,
+    queues: tuple[str, ...] = WORKER_QUEUES,
     beat: bool = False,
 ) -> list[str]:
-    """Arguments for ``app.worker_main``: ``queues`` (default: all), ``concurrency`` pool
-    processes. The node name carries the queues, so two workers on one host do not clash.
+    """Arguments for ``app.worker_main``: ``queues`` (default: :data:`WORKER_QUEUES`),
+    ``concurrency`` pool processes. The node name carries the queues, so two workers on one
+    host do not clash.
     ``beat`` embeds the periodic scheduler (the webhook sweep): run it in exactly one worker;
     its schedule file lives under the var directory."""
     for queue in queues:
         jobs.check_queue(queue)
     if not queues:
         raise ValueError("a worker needs at least one queue")
-    name = "roomcast" if tuple(queues) == jobs.QUEUES else "roomcast-" + "-".join(queues)
+    name = "roomcast" if tuple(queues) == WORKER_QUEUES else "roomcast-" + "-".join(queues)
     return [
         "worker",
         "--queues", ",".join(queues),

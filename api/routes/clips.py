@@ -129,7 +129,9 @@ def create_clip(
         )
     )
     if replay.status != "ready" or has_mp3 is None:
-        raise Conflict("this replay is not ready yet; try again once it is", code="replay_not_ready")
+        raise Conflict(
+            "this replay is not ready yet; try again once it is", code="replay_not_ready"
+        )
     window = clips.plan_clip(
         body.start_seconds,
         body.duration_seconds,
@@ -164,7 +166,11 @@ def get_clip(
 
 
 def _serve_file(
-    request: Request, session: Session, settings: Settings, clip_id: str, user_id: str | None,
+    request: Request,
+    session: Session,
+    settings: Settings,
+    clip_id: str,
+    user_id: str | None,
     key_of: str,
 ) -> Response:
     clip, room = _visible_clip(session, clip_id, user_id)
@@ -186,18 +192,26 @@ def _serve_file(
     "/v1/clips/{clip_id}/audio.mp3", methods=["GET", "HEAD"], responses=error_responses(404, 416)
 )
 def clip_audio(
-    clip_id: str, request: Request, user: OptionalUserDep, session: SessionDep,
+    clip_id: str,
+    request: Request,
+    user: OptionalUserDep,
+    session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
     """The clip's MP3 (byte ranges, HEAD; a presigned redirect with S3 storage)."""
-    return _serve_file(request, session, settings, clip_id, None if user is None else user.id, "audio")
+    return _serve_file(
+        request, session, settings, clip_id, None if user is None else user.id, "audio"
+    )
 
 
 @router.api_route(
     "/v1/clips/{clip_id}/waveform.json", methods=["GET", "HEAD"], responses=error_responses(404)
 )
 def clip_waveform(
-    clip_id: str, request: Request, user: OptionalUserDep, session: SessionDep,
+    clip_id: str,
+    request: Request,
+    user: OptionalUserDep,
+    session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
     """The clip's waveform peaks (audiowaveform JSON)."""
@@ -214,7 +228,8 @@ def clip_page(
     clip, room = _visible_clip(session, clip_id, None if user is None else user.id)
     out = _out(settings, clip, room)
     return HTMLResponse(
-        clip_page_html(out), headers={"Cache-Control": PRIVATE_CACHE if room.is_private else PUBLIC_CACHE}
+        clip_page_html(out),
+        headers={"Cache-Control": PRIVATE_CACHE if room.is_private else PUBLIC_CACHE},
     )
 
 

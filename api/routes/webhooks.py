@@ -62,9 +62,7 @@ def create_webhook(
         allow=settings.webhooks.allow_private_targets,
         require_https=settings.webhooks.require_https,
     )
-    count = session.scalar(
-        sa.select(sa.func.count()).where(WebhookEndpoint.owner_id == user.id)
-    )
+    count = session.scalar(sa.select(sa.func.count()).where(WebhookEndpoint.owner_id == user.id))
     if (count or 0) >= MAX_ENDPOINTS_PER_USER:
         raise Conflict(
             f"at most {MAX_ENDPOINTS_PER_USER} webhook endpoints per account; delete one first",
@@ -117,9 +115,7 @@ def list_deliveries(
     return DeliveryList(deliveries=[DeliveryOut.model_validate(row) for row in rows])
 
 
-@router.post(
-    "/{webhook_id}/enable", response_model=WebhookOut, responses=error_responses(401, 404)
-)
+@router.post("/{webhook_id}/enable", response_model=WebhookOut, responses=error_responses(401, 404))
 def enable_webhook(webhook_id: str, user: CurrentUserDep, session: SessionDep) -> WebhookOut:
     """Turn a disabled endpoint back on (its failure count starts again from zero).
 

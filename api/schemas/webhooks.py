@@ -58,7 +58,9 @@ class DeliveryOut(BaseModel):
     event_type: str
     status: str = Field(description="`pending`, `delivered` or `failed`.")
     attempts: int
-    last_status_code: int | None = Field(description="HTTP status of the last attempt; null: no answer.")
+    last_status_code: int | None = Field(
+        description="HTTP status of the last attempt; null: no answer."
+    )
     next_attempt_at: datetime | None
     created_at: datetime
     updated_at: datetime

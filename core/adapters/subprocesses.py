@@ -22,6 +22,14 @@ def die_with_parent() -> None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
+def die_with_parent_quitting() -> None:
+    """``preexec_fn``: as :func:`die_with_parent`, with SIGQUIT — a Celery worker's *cold*
+    shutdown, for workers whose tasks run as long as a room (a warm shutdown would wait for
+    them)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGQUIT), 0, 0, 0)
+
+
 def stop_process_group(
     process: subprocess.Popen[bytes], sig: signal.Signals, timeout: float
 ) -> int | None:

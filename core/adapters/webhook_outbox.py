@@ -68,12 +68,16 @@ def _insert_ignoring_duplicates(session: Session, values: dict[str, object]) -> 
     dialect = session.get_bind().dialect.name
     keys = ["endpoint_id", "event_id"]
     if dialect == "postgresql":
-        return postgresql.insert(WebhookDelivery).values(values).on_conflict_do_nothing(
-            index_elements=keys
+        return (
+            postgresql.insert(WebhookDelivery)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=keys)
         )
     if dialect == "sqlite":
-        return sqlite.insert(WebhookDelivery).values(values).on_conflict_do_nothing(
-            index_elements=keys
+        return (
+            sqlite.insert(WebhookDelivery)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=keys)
         )
     raise NotImplementedError(f"webhook outbox: unsupported database {dialect!r}")
 
@@ -118,7 +122,9 @@ def stalled_deliveries(
         .where(
             WebhookDelivery.status == "pending",
             sa.or_(
-                sa.and_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.created_at < overdue),
+                sa.and_(
+                    WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.created_at < overdue
+                ),
                 WebhookDelivery.next_attempt_at < overdue,
             ),
         )

@@ -22,12 +22,20 @@ LiveStatus = Literal["pending", "live", "ended"]
 EPISODE_ENCLOSURE_TYPES: Final = frozenset({"audio/mpeg", "audio/x-m4a"})
 #: Types a live stream may be announced with (progressive audio or HLS).
 LIVE_ENCLOSURE_TYPES: Final = EPISODE_ENCLOSURE_TYPES | {
-    "audio/aac", "application/x-mpegURL", "application/vnd.apple.mpegurl",
+    "audio/aac",
+    "application/x-mpegURL",
+    "application/vnd.apple.mpegurl",
 }
 HLS_TYPES: Final = frozenset({"application/x-mpegURL", "application/vnd.apple.mpegurl"})
 TRANSCRIPT_TYPES: Final = frozenset(
-    {"text/vtt", "application/x-subrip", "application/srt", "application/json", "text/html",
-     "text/plain"}
+    {
+        "text/vtt",
+        "application/x-subrip",
+        "application/srt",
+        "application/json",
+        "text/html",
+        "text/plain",
+    }
 )
 SOUNDBITE_MIN_SECONDS: Final = 15.0
 SOUNDBITE_MAX_SECONDS: Final = 120.0

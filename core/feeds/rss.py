@@ -53,9 +53,7 @@ def render_feed(
     ordered.sort(key=lambda e: e.pub_date, reverse=True)
     for episode in ordered:
         _item(channel, episode, show)
-    document: bytes = etree.tostring(
-        rss, xml_declaration=True, encoding="UTF-8", pretty_print=True
-    )
+    document: bytes = etree.tostring(rss, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return document
 
 
@@ -119,8 +117,11 @@ def _item(channel: etree._Element, episode: Episode, show: Show) -> None:
         _person(item, person)
     for bite in episode.soundbites:
         _sub(
-            item, f"{{{PODCAST}}}soundbite", bite.title,
-            startTime=_number(bite.start_time), duration=_number(bite.duration),
+            item,
+            f"{{{PODCAST}}}soundbite",
+            bite.title,
+            startTime=_number(bite.start_time),
+            duration=_number(bite.duration),
         )
     for alternate in episode.alternate_enclosures:
         _alternate_enclosure(item, alternate)
@@ -128,8 +129,11 @@ def _item(channel: etree._Element, episode: Episode, show: Show) -> None:
 
 def _live_item(channel: etree._Element, live: LiveItem) -> None:
     item = _sub(
-        channel, f"{{{PODCAST}}}liveItem",
-        status=live.status, start=_iso(live.start), end=_iso(live.end),
+        channel,
+        f"{{{PODCAST}}}liveItem",
+        status=live.status,
+        start=_iso(live.start),
+        end=_iso(live.end),
     )
     _sub(item, "title", live.title)
     _description(item, live.description)

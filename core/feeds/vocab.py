@@ -31,15 +31,26 @@ APPLE_CATEGORIES: Final[dict[str, frozenset[str]]] = {
     ),
     "Leisure": frozenset(
         {
-            "Animation & Manga", "Automotive", "Aviation", "Crafts", "Games", "Hobbies",
-            "Home & Garden", "Video Games",
+            "Animation & Manga",
+            "Automotive",
+            "Aviation",
+            "Crafts",
+            "Games",
+            "Hobbies",
+            "Home & Garden",
+            "Video Games",
         }
     ),
     "Music": frozenset({"Music Commentary", "Music History", "Music Interviews"}),
     "News": frozenset(
         {
-            "Business News", "Daily News", "Entertainment News", "News Commentary", "Politics",
-            "Sports News", "Tech News",
+            "Business News",
+            "Daily News",
+            "Entertainment News",
+            "News Commentary",
+            "Politics",
+            "Sports News",
+            "Tech News",
         }
     ),
     "Religion & Spirituality": frozenset(
@@ -47,8 +58,15 @@ APPLE_CATEGORIES: Final[dict[str, frozenset[str]]] = {
     ),
     "Science": frozenset(
         {
-            "Astronomy", "Chemistry", "Earth Sciences", "Life Sciences", "Mathematics",
-            "Natural Sciences", "Nature", "Physics", "Social Sciences",
+            "Astronomy",
+            "Chemistry",
+            "Earth Sciences",
+            "Life Sciences",
+            "Mathematics",
+            "Natural Sciences",
+            "Nature",
+            "Physics",
+            "Social Sciences",
         }
     ),
     "Society & Culture": frozenset(
@@ -56,8 +74,20 @@ APPLE_CATEGORIES: Final[dict[str, frozenset[str]]] = {
     ),
     "Sports": frozenset(
         {
-            "Baseball", "Basketball", "Cricket", "Fantasy Sports", "Football", "Golf", "Hockey",
-            "Rugby", "Running", "Soccer", "Swimming", "Tennis", "Volleyball", "Wilderness",
+            "Baseball",
+            "Basketball",
+            "Cricket",
+            "Fantasy Sports",
+            "Football",
+            "Golf",
+            "Hockey",
+            "Rugby",
+            "Running",
+            "Soccer",
+            "Swimming",
+            "Tennis",
+            "Volleyball",
+            "Wilderness",
             "Wrestling",
         }
     ),

@@ -194,10 +194,14 @@ def parse_client_message(
         request_id = None
     kind = data.get("type")
     if not isinstance(kind, str):
-        raise ProtocolError("missing_type", "the message has no string `type`", request_id=request_id)
+        raise ProtocolError(
+            "missing_type", "the message has no string `type`", request_id=request_id
+        )
     model = CLIENT_MESSAGES.get(kind)
     if model is None:
-        raise ProtocolError("unknown_type", f"unknown message type {kind[:64]!r}", request_id=request_id)
+        raise ProtocolError(
+            "unknown_type", f"unknown message type {kind[:64]!r}", request_id=request_id
+        )
     try:
         return model.model_validate(data)  # type: ignore[return-value]
     except ValidationError as exc:
@@ -354,7 +358,14 @@ ServerMessage = (
 SERVER_MESSAGES: Final[dict[str, type[Any]]] = {
     cls.type: cls
     for cls in (
-        Snapshot, Offer, Ack, Pong, ActiveSpeakers, ErrorMessage, RecordingDegraded, *EVENT_TYPES
+        Snapshot,
+        Offer,
+        Ack,
+        Pong,
+        ActiveSpeakers,
+        ErrorMessage,
+        RecordingDegraded,
+        *EVENT_TYPES,
     )
 }
 

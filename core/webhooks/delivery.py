@@ -130,7 +130,9 @@ def pinned_request(url: str, address: str) -> PinnedRequest:
     parts = urlsplit(url.strip())
     host = parts.hostname or ""
     if not host:
-        raise InvalidInput(f"webhook URL {url!r} has no host", code="unsafe_webhook_target_malformed_url")
+        raise InvalidInput(
+            f"webhook URL {url!r} has no host", code="unsafe_webhook_target_malformed_url"
+        )
     literal = ipaddress.ip_address(address.split("%", 1)[0])
     shown = f"[{literal}]" if literal.version == 6 else str(literal)
     netloc = shown if parts.port is None else f"{shown}:{parts.port}"

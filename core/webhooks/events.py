@@ -105,19 +105,27 @@ def subscribed(events: Iterable[str], event_type: EventType) -> bool:
 
 
 def _event(
-    event_type: EventType, subject_id: str, at: datetime, data: Mapping[str, Any], occurrence: str = ""
+    event_type: EventType,
+    subject_id: str,
+    at: datetime,
+    data: Mapping[str, Any],
+    occurrence: str = "",
 ) -> WebhookEvent:
     return WebhookEvent(event_type, event_id(event_type, subject_id, occurrence), at, data)
 
 
 def room_started(*, room_id: str, title: str, host_id: str, at: datetime) -> WebhookEvent:
     """A room went live."""
-    return _event("room.started", room_id, at, {"room_id": room_id, "title": title, "host_id": host_id})
+    return _event(
+        "room.started", room_id, at, {"room_id": room_id, "title": title, "host_id": host_id}
+    )
 
 
 def room_ended(*, room_id: str, title: str, host_id: str, at: datetime) -> WebhookEvent:
     """A room ended (its recording, if any, is now being processed)."""
-    return _event("room.ended", room_id, at, {"room_id": room_id, "title": title, "host_id": host_id})
+    return _event(
+        "room.ended", room_id, at, {"room_id": room_id, "title": title, "host_id": host_id}
+    )
 
 
 def recording_ready(

@@ -48,7 +48,7 @@ def secret_key(secret: str) -> bytes:
             f"webhook secrets start with {SECRET_PREFIX!r}", code="invalid_webhook_secret"
         )
     try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidInput(
             "webhook secret is not valid base64", code="invalid_webhook_secret"
@@ -75,9 +75,9 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest.digest()).decode("ascii")
 
 
-def signature_headers(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[
-    str, str
-]:
+def signature_headers(
+    secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
     """The three headers of one delivery attempt, signed with every active secret."""
     if not secrets_:
         raise InvalidInput("at least one webhook secret is needed to sign")
@@ -138,8 +138,13 @@ def verify_headers(
             f"missing header(s): {', '.join(missing)}", code="webhook_headers_missing"
         )
     verify(
-        secret, lowered[HEADER_ID], lowered[HEADER_TIMESTAMP], lowered[HEADER_SIGNATURE], body,
-        now=now, tolerance=tolerance,
+        secret,
+        lowered[HEADER_ID],
+        lowered[HEADER_TIMESTAMP],
+        lowered[HEADER_SIGNATURE],
+        body,
+        now=now,
+        tolerance=tolerance,
     )
 
 

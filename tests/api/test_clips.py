@@ -43,7 +43,9 @@ def fan(app: MediaApp) -> Headers:
 
 
 def _replay(app: MediaApp, host: Headers, **kwargs: Any) -> str:
-    seeded = seed_replay(app.settings, app.storage, user_id(app.client, host), duration=300.0, **kwargs)
+    seeded = seed_replay(
+        app.settings, app.storage, user_id(app.client, host), duration=300.0, **kwargs
+    )
     return seeded.replay_id
 
 
@@ -81,9 +83,7 @@ def test_anyone_signed_in_makes_a_default_clip_and_a_job_is_queued(
         ({"start_seconds": 1, "title": "extra"}, "invalid_input"),
     ],
 )
-def test_bad_windows_are_422(
-    app: MediaApp, host: Headers, body: dict[str, Any], code: str
-) -> None:
+def test_bad_windows_are_422(app: MediaApp, host: Headers, body: dict[str, Any], code: str) -> None:
     response = _clip(app, _replay(app, host), host, **body)
     assert response.status_code == 422 and _code(response) == code
     assert app.queue.sent == []
@@ -141,14 +141,16 @@ def test_clips_are_rate_limited_per_user(app: MediaApp, host: Headers, fan: Head
 def _finish(app: MediaApp, clip_id: str, audio: bytes) -> None:
     """What the render worker leaves behind."""
     app.storage.put_bytes(clips.audio_key(clip_id), audio, content_type="audio/mpeg")
-    app.storage.put_bytes(clips.waveform_key(clip_id), b'{"data":[0,1]}', content_type="application/json")
+    app.storage.put_bytes(
+        clips.waveform_key(clip_id), b'{"data":[0,1]}', content_type="application/json"
+    )
     engine = make_engine(app.settings)
     try:
         with engine.begin() as connection:
             connection.execute(
-                sa.update(Clip).where(Clip.id == clip_id).values(
-                    status="ready", key=clips.audio_key(clip_id)
-                )
+                sa.update(Clip)
+                .where(Clip.id == clip_id)
+                .values(status="ready", key=clips.audio_key(clip_id))
             )
     finally:
         engine.dispose()
@@ -165,7 +167,10 @@ def test_shareable_page_and_files(app: MediaApp, host: Headers) -> None:
     page = app.client.get(f"/clips/{clip_id}")
     assert page.headers["content-type"].startswith("text/html")
     assert "<title>Jazz &lt;b&gt;night&lt;/b&gt; — clip at 1:15</title>" in page.text
-    assert f'<audio controls preload="metadata" src="http://127.0.0.1:8000/v1/clips/{clip_id}/audio.mp3">' in page.text
+    assert (
+        f'<audio controls preload="metadata" src="http://127.0.0.1:8000/v1/clips/{clip_id}/audio.mp3">'
+        in page.text
+    )
     full = app.client.get(f"/v1/clips/{clip_id}/audio.mp3")
     assert full.status_code == 200 and full.content == audio
     assert full.headers["content-type"] == "audio/mpeg"

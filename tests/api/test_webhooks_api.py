@@ -124,8 +124,13 @@ def test_delivery_log_shows_recorded_events_once(
     webhook_id = _create(client, creator).json()["id"]
     owner = client.get("/v1/me", headers=creator).json()["id"]
     event = events.clip_ready(
-        clip_id="c1", replay_id="r1", start_seconds=1.0, duration_seconds=30.0,
-        audio_url="a", page_url="p", at=datetime(2030, 1, 1, tzinfo=UTC),
+        clip_id="c1",
+        replay_id="r1",
+        start_seconds=1.0,
+        duration_seconds=30.0,
+        audio_url="a",
+        page_url="p",
+        at=datetime(2030, 1, 1, tzinfo=UTC),
     )
     unsubscribed = events.room_started(room_id="r1", title="t", host_id=owner, at=event.timestamp)
     engine = make_engine(allowing)

@@ -16,8 +16,13 @@ from bench.soak import Sample, growth_last_half, render, soak
 
 
 def test_growth_is_measured_from_half_time_to_the_end() -> None:
-    samples = [Sample(0, 100.0, 0), Sample(10, 150.0, 5), Sample(20, 160.0, 5),
-               Sample(30, 160.0, 5), Sample(40, 168.0, 5)]
+    samples = [
+        Sample(0, 100.0, 0),
+        Sample(10, 150.0, 5),
+        Sample(20, 160.0, 5),
+        Sample(30, 160.0, 5),
+        Sample(40, 168.0, 5),
+    ]
     assert growth_last_half(samples) == pytest.approx(8 / 160)  # 20 s → 40 s; warm-up ignored
     assert growth_last_half(samples[:1]) == 0.0
 

@@ -74,24 +74,28 @@ def test_refused(url: str, reason: str) -> None:
 
 
 def test_https_can_be_required() -> None:
-    decision = check_webhook_target("http://hooks.example.com/", resolve=resolve,
-                                    require_https=True)
+    decision = check_webhook_target(
+        "http://hooks.example.com/", resolve=resolve, require_https=True
+    )
     assert decision.reason == "scheme_not_allowed"
 
 
 def test_allow_list_by_address_network_and_name() -> None:
-    assert check_webhook_target("http://127.0.0.1:9000/", resolve=never_resolve,
-                                allow=["127.0.0.1"]).allowed
-    assert check_webhook_target("http://[::1]:9000/", resolve=never_resolve,
-                                allow=["::1"]).allowed
-    assert check_webhook_target("http://internal.example.com/", resolve=resolve,
-                                allow=["192.168.0.0/16"]).allowed
-    named = check_webhook_target("http://Internal.Example.com./", resolve=resolve,
-                                 allow=["internal.example.com"])
+    assert check_webhook_target(
+        "http://127.0.0.1:9000/", resolve=never_resolve, allow=["127.0.0.1"]
+    ).allowed
+    assert check_webhook_target("http://[::1]:9000/", resolve=never_resolve, allow=["::1"]).allowed
+    assert check_webhook_target(
+        "http://internal.example.com/", resolve=resolve, allow=["192.168.0.0/16"]
+    ).allowed
+    named = check_webhook_target(
+        "http://Internal.Example.com./", resolve=resolve, allow=["internal.example.com"]
+    )
     assert named.allowed and named.addresses == ("192.168.1.20",)
     # An allow-listed network does not excuse the other addresses of a name.
-    assert not check_webhook_target("http://rebind.example.com/", resolve=resolve,
-                                    allow=["93.184.216.0/24"]).allowed
+    assert not check_webhook_target(
+        "http://rebind.example.com/", resolve=resolve, allow=["93.184.216.0/24"]
+    ).allowed
 
 
 def test_literal_addresses_are_not_resolved() -> None:

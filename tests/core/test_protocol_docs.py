@@ -16,7 +16,9 @@ DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 
 def section(kind: str) -> str:
     """The text under the ``### `kind``` heading, up to the next heading."""
-    match = re.search(rf"^### `{re.escape(kind)}`\n(.*?)(?=^#)", DOC + "\n#", re.DOTALL | re.MULTILINE)
+    match = re.search(
+        rf"^### `{re.escape(kind)}`\n(.*?)(?=^#)", DOC + "\n#", re.DOTALL | re.MULTILINE
+    )
     assert match, f"docs/protocol.md has no '### `{kind}`' section"
     return match.group(1)
 

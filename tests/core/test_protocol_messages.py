@@ -73,12 +73,24 @@ def test_answer_and_ping_are_not_room_commands() -> None:
 
 
 EXAMPLES = {
-    "raise_hand": {}, "lower_hand": {}, "invite": {"target": "u"}, "accept_invite": {},
-    "decline_invite": {}, "bring_up": {"target": "u"}, "step_down": {},
-    "mute": {"target": "u"}, "move_to_audience": {"target": "u"}, "remove": {"target": "u"},
-    "make_cohost": {"target": "u"}, "revoke_cohost": {"target": "u"},
-    "transfer_host": {"target": "u"}, "set_recording": {"on": True},
-    "add_marker": {"title": "Intro"}, "end_room": {}, "leave": {}, "ping": {},
+    "raise_hand": {},
+    "lower_hand": {},
+    "invite": {"target": "u"},
+    "accept_invite": {},
+    "decline_invite": {},
+    "bring_up": {"target": "u"},
+    "step_down": {},
+    "mute": {"target": "u"},
+    "move_to_audience": {"target": "u"},
+    "remove": {"target": "u"},
+    "make_cohost": {"target": "u"},
+    "revoke_cohost": {"target": "u"},
+    "transfer_host": {"target": "u"},
+    "set_recording": {"on": True},
+    "add_marker": {"title": "Intro"},
+    "end_room": {},
+    "leave": {},
+    "ping": {},
     "answer": {"sdp": "v=0", "negotiation": 1},
 }
 
@@ -129,12 +141,18 @@ def test_deep_nesting_is_invalid_json_not_a_crash() -> None:
 
 def test_errors_echo_a_readable_request_id() -> None:
     error = parse_error('{"type":"invite","request_id":"abc"}')
-    assert error.code == "invalid_fields" and error.request_id == "abc" and "target" in error.message
+    assert (
+        error.code == "invalid_fields" and error.request_id == "abc" and "target" in error.message
+    )
     assert parse_error('{"type":"nope","request_id":"r9"}').request_id == "r9"
     assert parse_error('{"type":"nope","request_id":5}').request_id is None
     reply = json.loads(encode_server_message(ErrorMessage.from_error(error)))
-    assert reply == {"type": "error", "code": "invalid_fields", "message": error.message,
-                     "request_id": "abc"}
+    assert reply == {
+        "type": "error",
+        "code": "invalid_fields",
+        "message": error.message,
+        "request_id": "abc",
+    }
 
 
 def test_rule_errors_become_error_messages() -> None:
@@ -150,8 +168,11 @@ def test_server_messages_encode_with_type_first() -> None:
     assert speakers == {"type": "active_speakers", "user_ids": ["a", "b"]}
     event = RoleChanged("u", Role.SPEAKER, Role.LISTENER, "h")
     assert json.loads(encode_server_message(event)) == {
-        "type": "role_changed", "user_id": "u", "role": "speaker",
-        "previous_role": "listener", "by": "h",
+        "type": "role_changed",
+        "user_id": "u",
+        "role": "speaker",
+        "previous_role": "listener",
+        "by": "h",
     }
 
 
@@ -161,14 +182,29 @@ def test_snapshot(settings: Settings) -> None:
     state, _ = apply(state, "l", RaiseHand(), 2.0)
     snap = json.loads(encode_server_message(snapshot_for(state, "l")))
     assert snap == {
-        "type": "snapshot", "room_id": "r1", "you": "l", "host_id": "h",
+        "type": "snapshot",
+        "room_id": "r1",
+        "you": "l",
+        "host_id": "h",
         "participants": [
-            {"user_id": "h", "display_name": "Hana", "role": "host", "hand_raised": False,
-             "muted": False},
-            {"user_id": "l", "display_name": "Lee", "role": "listener", "hand_raised": True,
-             "muted": False},
+            {
+                "user_id": "h",
+                "display_name": "Hana",
+                "role": "host",
+                "hand_raised": False,
+                "muted": False,
+            },
+            {
+                "user_id": "l",
+                "display_name": "Lee",
+                "role": "listener",
+                "hand_raised": True,
+                "muted": False,
+            },
         ],
-        "invited": [], "recording": False, "max_stage": 13,
+        "invited": [],
+        "recording": False,
+        "max_stage": 13,
         "grants": {"subscribe": True, "publish": False, "moderate": False, "record": False},
         "ice_servers": [],
     }
@@ -176,8 +212,13 @@ def test_snapshot(settings: Settings) -> None:
 
 def test_ice_servers_default_to_none_and_turn_gets_credentials() -> None:
     assert ice_servers_from_settings(Settings()) == ()
-    configured = Settings(rtc={"ice_servers": "stun:127.0.0.1:3478,turn:127.0.0.1:3478",  # type: ignore[arg-type]
-                               "turn_username": "u", "turn_password": "p"})
+    configured = Settings(
+        rtc={
+            "ice_servers": "stun:127.0.0.1:3478,turn:127.0.0.1:3478",  # type: ignore[arg-type]
+            "turn_username": "u",
+            "turn_password": "p",
+        }
+    )
     stun, turn = ice_servers_from_settings(configured)
     assert stun.urls == ("stun:127.0.0.1:3478",) and stun.username is None
     assert (turn.username, turn.credential) == ("u", "p")

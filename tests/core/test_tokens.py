@@ -22,7 +22,11 @@ NOW = 1_700_000_000
 
 def join_token(settings: Settings, **overrides: object) -> str:
     kwargs: dict[str, object] = {
-        "room_id": "room1", "user_id": "u1", "display_name": "Ann", "role": Role.SPEAKER, "now": NOW
+        "room_id": "room1",
+        "user_id": "u1",
+        "display_name": "Ann",
+        "role": Role.SPEAKER,
+        "now": NOW,
     }
     kwargs.update(overrides)
     return issue_join_token(settings, **kwargs)  # type: ignore[arg-type]
@@ -92,7 +96,14 @@ def test_other_secret_is_refused(settings: Settings) -> None:
 
 def test_alg_none_is_refused(settings: Settings) -> None:
     unsigned = jwt.encode(
-        {"sub": "u1", "aud": "roomcast:api", "iss": "roomcast", "iat": NOW, "exp": NOW + 60, "jti": "x"},
+        {
+            "sub": "u1",
+            "aud": "roomcast:api",
+            "iss": "roomcast",
+            "iat": NOW,
+            "exp": NOW + 60,
+            "jti": "x",
+        },
         key=None,
         algorithm="none",
     )
@@ -130,8 +141,15 @@ def _signed(settings: Settings, claims: dict[str, object]) -> str:
 )
 def test_malformed_join_claims_are_invalid(settings: Settings, change: dict[str, object]) -> None:
     claims: dict[str, object] = {
-        "iss": "roomcast", "aud": "roomcast:join", "sub": "u1", "iat": NOW, "exp": NOW + 60,
-        "jti": "j", "room": "r", "name": "Ann", "role": "speaker",
+        "iss": "roomcast",
+        "aud": "roomcast:join",
+        "sub": "u1",
+        "iat": NOW,
+        "exp": NOW + 60,
+        "jti": "j",
+        "room": "r",
+        "name": "Ann",
+        "role": "speaker",
         "grants": {"subscribe": True, "publish": True},
     }
     claims.update(change)

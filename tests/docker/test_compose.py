@@ -41,7 +41,9 @@ def test_compose_values_validate(monkeypatch: Any) -> None:
     for name, value in _roomcast_env(compose).items():
         # ${VAR:-default} → default; ${VAR:?message} → a plausible production value
         value = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
-        value = re.sub(r"\$\{[A-Z_]+:\?[^}]*\}", "x" * 40 if "SECRET" in name else "127.0.0.1", value)
+        value = re.sub(
+            r"\$\{[A-Z_]+:\?[^}]*\}", "x" * 40 if "SECRET" in name else "127.0.0.1", value
+        )
         monkeypatch.setenv(name, value)
     settings = load_settings()
     assert settings.mode == "production"

@@ -159,9 +159,7 @@ BODIES: Final[dict[str, BodyFn]] = {
         "content": artwork_png(),
         "headers": {"Content-Type": "image/png"},
     },
-    "POST /v1/shows/{slug}/episodes": lambda w, a: {
-        "json": episode_body(w.other_public_replay_id)
-    },
+    "POST /v1/shows/{slug}/episodes": lambda w, a: {"json": episode_body(w.other_public_replay_id)},
     "POST /v1/shows/{slug}/episodes/{episode_id}/publish": lambda w, a: {"json": {}},
     "PATCH /v1/shows/{slug}/episodes/{episode_id}": lambda w, a: {"json": {"title": "Renamed"}},
     "POST /v1/webhooks": lambda w, a: {"json": {"url": HOOK_URL, "events": ["clip.ready"]}},
@@ -236,9 +234,7 @@ def test_matrix(app: MediaApp, cast: Cast, route: str) -> None:
 # --- visibility in lists ------------------------------------------------------------------
 
 
-def test_private_rooms_and_replays_are_listed_only_for_members(
-    app: MediaApp, cast: Cast
-) -> None:
+def test_private_rooms_and_replays_are_listed_only_for_members(app: MediaApp, cast: Cast) -> None:
     world = World(app, cast)
     room_id, replay_id = world.room_id, world.replay_id
     for actor in ACTORS:
@@ -332,9 +328,7 @@ def test_forged_tokens_are_refused(app: MediaApp, cast: Cast) -> None:
         assert response.status_code == 401 and _code(response) == "invalid_token", token
 
 
-def test_join_and_access_tokens_cannot_stand_in_for_each_other(
-    app: MediaApp, cast: Cast
-) -> None:
+def test_join_and_access_tokens_cannot_stand_in_for_each_other(app: MediaApp, cast: Cast) -> None:
     world = World(app, cast)
     issued = app.client.post(f"/v1/rooms/{world.room_id}/token", headers=cast["listener"].headers)
     join = issued.json()["token"]
@@ -353,7 +347,9 @@ def test_token_of_a_deleted_account_is_refused(app: MediaApp) -> None:
             user_id = connection.execute(
                 sa.insert(User)
                 .values(
-                    id="gone-user", email="gone@example.com", display_name="Gone",
+                    id="gone-user",
+                    email="gone@example.com",
+                    display_name="Gone",
                     password_hash="x",
                 )
                 .returning(User.id)
@@ -377,11 +373,17 @@ def test_join_token_names_its_room_and_role(app: MediaApp, cast: Cast) -> None:
         ).json()
         claims = decode_join_token(app.settings, body["token"])
         assert (claims.room_id, claims.user_id, claims.role.value) == (
-            world.room_id, cast.id(actor), role
+            world.room_id,
+            cast.id(actor),
+            role,
         )
     stale = issue_join_token(
-        app.settings, room_id=world.room_id, user_id=cast.id("host"), display_name="H",
-        role=Role.HOST, now=time.time() - 10 * app.settings.auth.join_token_ttl_seconds,
+        app.settings,
+        room_id=world.room_id,
+        user_id=cast.id("host"),
+        display_name="H",
+        role=Role.HOST,
+        now=time.time() - 10 * app.settings.auth.join_token_ttl_seconds,
     )
     with pytest.raises(InvalidToken):
         decode_join_token(app.settings, stale)

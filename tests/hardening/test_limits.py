@@ -52,7 +52,10 @@ def clock() -> FakeClock:
 @pytest.fixture
 def app(settings: Settings, clock: FakeClock) -> Iterator[MediaApp]:
     tight = _limited(
-        settings, room_creations=3, room_window_seconds=60.0, auth_attempts=4,
+        settings,
+        room_creations=3,
+        room_window_seconds=60.0,
+        auth_attempts=4,
         auth_window_seconds=100.0,
     )
     with media_app(tight) as app:

@@ -113,18 +113,21 @@ def test_listeners_hear_continuous_audio_through_loss_jitter_and_reordering(
         async def scenario() -> dict[str, float]:
             connect = {"host_addresses": ["127.0.0.1"], "ice_servers": []}
             host = await RoomClient.connect(
-                node.base_url, ROOM, node.token(ROOM, "hana", Role.HOST),
+                node.base_url,
+                ROOM,
+                node.token(ROOM, "hana", Role.HOST),
                 publish_track=ToneTrack(TONE, amplitude=0.3, seed=1),
                 **connect,  # type: ignore[arg-type]
             )
             lena = await RoomClient.connect(
-                node.base_url, ROOM, node.token(ROOM, "lena"), **connect  # type: ignore[arg-type]
+                node.base_url,
+                ROOM,
+                node.token(ROOM, "lena"),
+                **connect,  # type: ignore[arg-type]
             )
             try:
                 await _until(lambda: _hears(lena), "the listener hears the host")
-                await _until(
-                    lambda: host.peer.pc.connectionState == "connected", "host connected"
-                )
+                await _until(lambda: host.peer.pc.connectionState == "connected", "host connected")
                 transport = host.peer.pc.getTransceivers()[0].sender.transport
                 link = impair(transport, Impairment(loss=0.10, jitter=0.050, seed=11))
                 await asyncio.sleep(1.0)  # let the mixer's buffer settle under the fault
@@ -138,9 +141,16 @@ def test_listeners_hear_continuous_audio_through_loss_jitter_and_reordering(
                 for client in (lena, host):
                     await client.close()
             heard = tones_present(samples, [TONE]) == {TONE}
-            level = float(np.median(np.sqrt(np.mean(
-                samples[: samples.size - samples.size % FRAME].reshape(-1, FRAME) ** 2, axis=1
-            ))))
+            level = float(
+                np.median(
+                    np.sqrt(
+                        np.mean(
+                            samples[: samples.size - samples.size % FRAME].reshape(-1, FRAME) ** 2,
+                            axis=1,
+                        )
+                    )
+                )
+            )
             runs = silent_runs(samples, threshold=0.1 * level)
             frames = samples.size // FRAME
             return {
@@ -207,8 +217,10 @@ def test_the_recording_timeline_does_not_shift_under_loss_and_jitter(
     heard = onsets(placed_track(manifest, "host", storage, tmp_path), manifest.epoch)
     assert len(heard) == len(sent), (heard, sent)
     errors = [h - s for h, s in zip(heard, sent, strict=True)]
-    print(f"recording under faults: loss {loss:.3f}, placement errors (ms) "
-          f"{[round(1000 * e, 1) for e in errors]}")
+    print(
+        f"recording under faults: loss {loss:.3f}, placement errors (ms) "
+        f"{[round(1000 * e, 1) for e in errors]}"
+    )
     assert loss > 0.03
     # Each burst sits where it was sent: at worst its first frames were lost (each 20 ms late,
     # never early); no error grows with time, as it would if losses were closed up.

@@ -191,7 +191,13 @@ class _Response:
         ("GET /v1/me", 401, b'{"detail": "Not authenticated"}', {}, ["shape"]),
         ("GET /v1/me", 400, b'{"error": {"code": "http_400", "message": "m"}}', {}, ["shape"]),
         ("POST /v1/rooms", 429, b'{"error": {"code": "r", "message": "m"}}', {}, ["429"]),
-        ("POST /v1/rooms", 429, b'{"error": {"code": "r", "message": "m"}}', {"Retry-After": "3"}, []),
+        (
+            "POST /v1/rooms",
+            429,
+            b'{"error": {"code": "r", "message": "m"}}',
+            {"Retry-After": "3"},
+            [],
+        ),
     ],
 )
 def test_the_rules_catch_what_they_should(

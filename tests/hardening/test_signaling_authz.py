@@ -74,15 +74,18 @@ def row(listener: Outcome, speaker: Outcome, cohost: Outcome, host: Outcome) -> 
 # listeners lee (actor) and lou (hand raised). Recording is on. Targets: see TARGETS.
 #                                listener           speaker                  cohost          host
 MATRIX: Final[dict[str, tuple[Outcome, ...]]] = {
-    "raise_hand": row(OK, Refused("not_a_listener"), Refused("not_a_listener"),
-                      Refused("not_a_listener")),
+    "raise_hand": row(
+        OK, Refused("not_a_listener"), Refused("not_a_listener"), Refused("not_a_listener")
+    ),
     "lower_hand": row(OK, OK, OK, OK),  # lowering a hand that is down changes nothing
     "invite": row(MOD, MOD, OK, OK),
     # Setup: the host invited lee (the listener actor); nobody invited the others.
-    "accept_invite": row(OK, Refused("no_invitation"), Refused("no_invitation"),
-                         Refused("no_invitation")),
-    "decline_invite": row(OK, Refused("no_invitation"), Refused("no_invitation"),
-                          Refused("no_invitation")),
+    "accept_invite": row(
+        OK, Refused("no_invitation"), Refused("no_invitation"), Refused("no_invitation")
+    ),
+    "decline_invite": row(
+        OK, Refused("no_invitation"), Refused("no_invitation"), Refused("no_invitation")
+    ),
     "bring_up": row(MOD, MOD, OK, OK),
     "step_down": row(Refused("not_on_stage"), OK, OK, Refused("host_cannot_step_down")),
     "mute": row(MOD, MOD, OK, OK),
@@ -98,8 +101,12 @@ MATRIX: Final[dict[str, tuple[Outcome, ...]]] = {
     "ping": row(OK, OK, OK, OK),
     # Everyone may answer their own offer (there is no field naming anyone else's); the bogus
     # SDP reaching the media plane and being refused there shows the role gate let it through.
-    "answer": row(Refused("invalid_sdp"), Refused("invalid_sdp"), Refused("invalid_sdp"),
-                  Refused("invalid_sdp")),
+    "answer": row(
+        Refused("invalid_sdp"),
+        Refused("invalid_sdp"),
+        Refused("invalid_sdp"),
+        Refused("invalid_sdp"),
+    ),
 }
 
 #: The fields each message is sent with (its target chosen so that the right role succeeds).
@@ -235,8 +242,13 @@ def test_tokens_for_another_room_forged_or_stale_are_refused_with_4001(world: Li
     unsigned = jwt.encode(claims, key=None, algorithm="none")  # type: ignore[arg-type]
     promoted = jwt.encode({**claims, "role": "host"}, "not-the-server-secret-" * 3, "HS256")
     expired = issue_join_token(
-        settings, room_id="room-a", user_id="ann", display_name="Ann", role=Role.LISTENER,
-        now=time.time() - 3600, ttl_seconds=60,
+        settings,
+        room_id="room-a",
+        user_id="ann",
+        display_name="Ann",
+        role=Role.LISTENER,
+        now=time.time() - 3600,
+        ttl_seconds=60,
     )
     cases = {
         "room B's host token": (join_token(settings, "room-b", "bea", Role.HOST), "invalid_token"),
@@ -259,7 +271,10 @@ def test_a_host_claim_for_someone_else_joins_an_open_room_as_a_listener(world: L
     mallory, snapshot = world.join("room-a", "mallory", Role.HOST)
     assert snapshot["host_id"] == "hana"
     assert snapshot["grants"] == {
-        "subscribe": True, "publish": False, "moderate": False, "record": False
+        "subscribe": True,
+        "publish": False,
+        "moderate": False,
+        "record": False,
     }
     assert request(mallory, "end_room").code == "host_only"
     assert request(mallory, "remove", target="hana").code == "not_a_moderator"

@@ -45,7 +45,9 @@ from tests.support.live_node import LiveNodeProcess, running_live_node
 DOC: Final = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 #: Every error code in a table of docs/protocol.md, and every close code.
 DOCUMENTED_ERRORS: Final = frozenset(re.findall(r"^\| `([a-z_]+)` \|", DOC, re.MULTILINE))
-DOCUMENTED_CLOSES: Final = frozenset(int(c) for c in re.findall(r"^\| (\d{4}) \|", DOC, re.MULTILINE))
+DOCUMENTED_CLOSES: Final = frozenset(
+    int(c) for c in re.findall(r"^\| (\d{4}) \|", DOC, re.MULTILINE)
+)
 
 TOTAL: Final = int(os.environ.get("ROOMCAST_SIGNALING_FUZZ_EXAMPLES", "10000"))
 OVER_THE_WIRE: Final = max(50, TOTAL // 25)
@@ -65,6 +67,7 @@ FUZZ = settings(
 def examples(count: int) -> settings:
     return settings(FUZZ, max_examples=count)
 
+
 # -- strategies -----------------------------------------------------------------------------------
 
 leaves = (
@@ -76,15 +79,19 @@ leaves = (
 )
 json_values = st.recursive(
     leaves,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 huge_strings = st.integers(CAP - 64, 3 * CAP).map(lambda n: "é" * (n // 2))
 nested = st.integers(1, 6000).flatmap(
     lambda depth: st.sampled_from(["[]", "{}"]).map(
-        lambda pair: '{"x":' * depth + '{"type":"ping"}' + "}" * depth
-        if pair == "{}"
-        else '{"type":"ping","x":' + "[" * depth + "]" * depth + "}"
+        lambda pair: (
+            '{"x":' * depth + '{"type":"ping"}' + "}" * depth
+            if pair == "{}"
+            else '{"type":"ping","x":' + "[" * depth + "]" * depth + "}"
+        )
     )
 )
 hostile_values = json_values | st.sampled_from(["", "0", "true", "\x00", "\ud7ff", "x" * 200])
@@ -111,8 +118,11 @@ def _valid_fields(kind: str) -> st.SearchStrategy[dict[str, Any]]:
             fields[name] = st.text(min_size=1, max_size=128)
     return st.fixed_dictionaries(
         {"type": st.just(kind), **fields},
-        optional={"request_id": st.text(min_size=1, max_size=64),
-                  "extra": json_values, "zzz": st.integers()},
+        optional={
+            "request_id": st.text(min_size=1, max_size=64),
+            "extra": json_values,
+            "zzz": st.integers(),
+        },
     )
 
 
@@ -124,10 +134,25 @@ def _encode(obj: Any) -> str:
 
 
 sdp_lines = st.lists(
-    st.sampled_from(["v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0",
-                     "m=audio 9 UDP/TLS/RTP/SAVPF 96", "c=IN IP4 127.0.0.1", "a=mid:0",
-                     "a=setup:active", "a=fingerprint:sha-256 00:11", "a=rtpmap:96 opus/48000/2",
-                     "a=ice-ufrag:x", "a=ice-pwd:y", "a=sendrecv", "m=video 0 RTP/AVP 0"])
+    st.sampled_from(
+        [
+            "v=0",
+            "o=- 1 1 IN IP4 127.0.0.1",
+            "s=-",
+            "t=0 0",
+            "a=group:BUNDLE 0",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 96",
+            "c=IN IP4 127.0.0.1",
+            "a=mid:0",
+            "a=setup:active",
+            "a=fingerprint:sha-256 00:11",
+            "a=rtpmap:96 opus/48000/2",
+            "a=ice-ufrag:x",
+            "a=ice-pwd:y",
+            "a=sendrecv",
+            "m=video 0 RTP/AVP 0",
+        ]
+    )
     | st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=40),
     max_size=14,
 )
@@ -230,12 +255,15 @@ def _mutations(lines: list[str]) -> st.SearchStrategy[str]:
                 out[i] = out[i][: len(text)]
         return "\r\n".join(out) + "\r\n"
 
-    return st.lists(st.tuples(st.integers(0, 4), st.integers(0, 500), garbage), min_size=1,
-                    max_size=4).map(mutate)
+    return st.lists(
+        st.tuples(st.integers(0, 4), st.integers(0, 500), garbage), min_size=1, max_size=4
+    ).map(mutate)
 
 
 @pytest.fixture
-def answering_room(settings: Settings) -> Iterator[tuple[asyncio.AbstractEventLoop, MediaRoom, str]]:
+def answering_room(
+    settings: Settings,
+) -> Iterator[tuple[asyncio.AbstractEventLoop, MediaRoom, str]]:
     """A room with one listener whose first offer is pending, and a real answer to it."""
     rtc = settings.rtc.model_copy(update={"host_addresses": ["127.0.0.1"], "ice_servers": []})
     loop = asyncio.new_event_loop()
@@ -355,11 +383,17 @@ def test_fuzz_over_the_wire_leaves_the_room_and_the_others_alone(
         async def scenario() -> Fuzzer:
             connect = {"host_addresses": ["127.0.0.1"], "ice_servers": []}
             host = await RoomClient.connect(
-                node.base_url, ROOM, node.token(ROOM, "hana", Role.HOST),
-                publish_track=ToneTrack(TONE, seed=1), **connect,  # type: ignore[arg-type]
+                node.base_url,
+                ROOM,
+                node.token(ROOM, "hana", Role.HOST),
+                publish_track=ToneTrack(TONE, seed=1),
+                **connect,  # type: ignore[arg-type]
             )
             lena = await RoomClient.connect(
-                node.base_url, ROOM, node.token(ROOM, "lena"), **connect  # type: ignore[arg-type]
+                node.base_url,
+                ROOM,
+                node.token(ROOM, "lena"),
+                **connect,  # type: ignore[arg-type]
             )
             fuzzer = Fuzzer(node)
             try:
@@ -395,8 +429,10 @@ def test_fuzz_over_the_wire_leaves_the_room_and_the_others_alone(
         assert "Traceback" not in log, log[-4000:]
     assert 1011 not in fuzzer.closes
     assert sum(fuzzer.errors.values()) > len(examples) // 3, fuzzer.errors
-    print(f"over the wire: {len(examples)} messages, errors {fuzzer.errors}, "
-          f"closes {fuzzer.closes}, accepted {fuzzer.accepted}")
+    print(
+        f"over the wire: {len(examples)} messages, errors {fuzzer.errors}, "
+        f"closes {fuzzer.closes}, accepted {fuzzer.accepted}"
+    )
 
 
 def _hears(client: RoomClient, tone: float) -> bool:

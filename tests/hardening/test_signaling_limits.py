@@ -33,7 +33,11 @@ HANDS = 3
 @pytest.fixture
 def world(settings: Settings) -> Iterator[LiveWorld]:
     limited = live_settings(
-        settings, hand_raises_per_minute=HANDS, max_stage=2, max_cohosts=1, max_participants=4,
+        settings,
+        hand_raises_per_minute=HANDS,
+        max_stage=2,
+        max_cohosts=1,
+        max_participants=4,
         host_grace_seconds=30.0,
     )
     with live_world(limited) as world:
@@ -138,8 +142,9 @@ def test_a_full_room_closes_the_next_join_with_4013_but_lets_the_host_back(
 
 
 def test_room_cap_rule_is_pure_and_exempts_the_host() -> None:
-    state = open_room("r", host_id="h", host_name="H", now=0.0,
-                      policy=RoomPolicy(max_participants=2))
+    state = open_room(
+        "r", host_id="h", host_name="H", now=0.0, policy=RoomPolicy(max_participants=2)
+    )
     state, _ = apply(state, "a", Join("A"), 1.0)
     with pytest.raises(RoomRuleError) as full:
         apply(state, "b", Join("B"), 2.0)

@@ -27,9 +27,9 @@ Seen = list[tuple[int, int, int, bytes]]
 _SELECTOR_DATAGRAM_TRANSPORT: Any = vars(selector_events)["_SelectorDatagramTransport"]
 
 
-async def _pair(rtc: RtcSettings, ssrc: int) -> tuple[
-    RTCPeerConnection, RTCPeerConnection, PacketQueueTrack, RTCRtpTransceiver, Seen
-]:
+async def _pair(
+    rtc: RtcSettings, ssrc: int
+) -> tuple[RTCPeerConnection, RTCPeerConnection, PacketQueueTrack, RTCRtpTransceiver, Seen]:
     """A connected sender → receiver pair; the receiver records (seq, ts, ssrc, payload)."""
     sender, receiver = create_peer_connection(rtc), create_peer_connection(rtc)
     track = PacketQueueTrack()
@@ -142,8 +142,11 @@ def test_fanout_sends_one_stream_to_every_connected_listener(rtc: RtcSettings) -
     assert routed_after == 2 and non_empty
     expected = [(100 + tick, 960 * tick, 4242, bytes([0xF8, tick])) for tick in range(4)]
     assert seen[0] == expected
-    tail = [(104, 3840, 4242, b"\xf8\x09"), (105, 4800, 4242, b"\xf8\x0a"),
-            (106, 5760, 4242, b"\xf8\x0b")]
+    tail = [
+        (104, 3840, 4242, b"\xf8\x09"),
+        (105, 4800, 4242, b"\xf8\x0a"),
+        (106, 5760, 4242, b"\xf8\x0b"),
+    ]
     assert seen[1] == seen[2] == expected + tail
 
 

@@ -1,4 +1,5 @@
-"""Timestamp rebasing and the fan-out table, fed with packets (no network)."""
+"""Timestamp rebasing, segment offsets and the fan-out table: fed with packets, and over real
+aiortc peers on loopback for the direct path."""
 
 from __future__ import annotations
 
@@ -9,7 +10,18 @@ from aiortc.rtp import RtpPacket
 from hypothesis import given
 from hypothesis import strategies as st
 
-from live.forwarding import Forwarder, ForwardTrack, TimestampRebaser, unwrap_delta
+from core.settings import RtcSettings
+from live import aiortc_seam
+from live.forwarding import (
+    RTP_HEADER,
+    Forwarder,
+    ForwardTrack,
+    TimestampRebaser,
+    close_segment,
+    open_segment,
+    unwrap_delta,
+)
+from live.rtc import create_peer_connection
 
 
 def packet(timestamp: int, payload: bytes = b"\x01", ssrc: int = 1) -> RtpPacket:
@@ -78,3 +90,82 @@ def test_forward_track_queue_is_bounded_and_drops_oldest() -> None:
         assert track.readyState == "ended"
 
     asyncio.run(run())
+
+
+@given(
+    st.integers(0, 0xFFFF),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 2**32 - 1),
+    st.lists(st.integers(1, 5), min_size=1, max_size=20),
+)
+def test_segment_offsets_keep_the_source_spacing_and_continue_after_it(
+    next_seq: int, next_ts: int, seq: int, ts: int, steps: list[int]
+) -> None:
+    seq_off, ts_off = open_segment(next_seq, next_ts, seq, ts)
+    assert ((seq + seq_off) & 0xFFFF, (ts + ts_off) % 2**32) == (next_seq, next_ts)
+    high_seq, high_ts = seq, ts
+    for step in steps:  # gaps (lost packets, DTX) pass through unchanged
+        high_seq, high_ts = (high_seq + step) & 0xFFFF, (high_ts + step * 960) % 2**32
+        assert ((high_seq + seq_off) - (seq + seq_off)) & 0xFFFF == (high_seq - seq) & 0xFFFF
+    resume_seq, resume_ts = close_segment(high_seq, high_ts, (seq_off, ts_off))
+    assert resume_seq == (next_seq + sum(steps) + 1) & 0xFFFF
+    assert resume_ts == (next_ts + (sum(steps) + 1) * 960) % 2**32
+
+
+def test_forwarder_direct_path_keeps_each_destination_line_continuous(rtc: RtcSettings) -> None:
+    """Real peers: one forwarded track hears a, a re-published (new SSRC), then c."""
+
+    async def run() -> list[tuple[int, int, int, bytes]]:
+        sender, receiver = create_peer_connection(rtc), create_peer_connection(rtc)
+        track = ForwardTrack()
+        transceiver = sender.addTransceiver(track, direction="sendonly")
+        track.bind(transceiver)
+        forwarder = Forwarder()
+        forwarder.connect("a", "b", track)
+        early = RtpPacket(payload_type=111, sequence_number=1, timestamp=0, ssrc=5, payload=b"e")
+        assert forwarder.forward("a", early) == 0  # bound, not connected yet: dropped
+        assert forwarder.stats.forward_dropped == 1
+        await sender.setLocalDescription(await sender.createOffer())
+        await receiver.setRemoteDescription(sender.localDescription)
+        await receiver.setLocalDescription(await receiver.createAnswer())
+        await sender.setRemoteDescription(receiver.localDescription)
+        while sender.connectionState != "connected" or receiver.connectionState != "connected":
+            await asyncio.sleep(0.01)
+        raw: list[bytes] = []
+        assert aiortc_seam.tap_datagrams(receiver.getTransceivers()[0], lambda d, t: raw.append(d))
+
+        def send(source: str, ssrc: int, seq: int, ts: int, payload: bytes) -> int:
+            rtp = RtpPacket(
+                payload_type=111, sequence_number=seq, timestamp=ts, ssrc=ssrc, payload=payload
+            )
+            return forwarder.forward(source, rtp)
+
+        assert send("a", 5, 65534, 2**32 - 960, b"a1") == 1
+        assert send("a", 5, 65535, 0, b"a2") == 1  # both counters wrap
+        assert send("a", 5, 1, 1920, b"a4") == 1  # seq 0 lost: the gap passes through
+        assert send("a", 6, 900, 77, b"b1") == 1  # re-published: new SSRC, line continues
+        forwarder.disconnect("a", "b")
+        assert send("a", 6, 901, 77 + 960, b"nobody") == 0
+        forwarder.connect("c", "b", track)
+        assert send("c", 9, 40, 5000, b"c1") == 1
+        assert send("c", 9, 41, 5960, b"c2") == 1
+        await asyncio.sleep(0.2)
+        await sender.close()
+        await receiver.close()
+        assert forwarder.stats.forwarded == 6
+        out = []
+        for data in raw:
+            srtp_header = RTP_HEADER.unpack_from(data)
+            out.append((srtp_header[2], srtp_header[3], srtp_header[4], data[:2]))
+        return out
+
+    received = asyncio.run(run())
+    assert len(received) == 6
+    assert len({ssrc for _, _, ssrc, _ in received}) == 1  # the track's own SSRC throughout
+    seqs = [seq for seq, _, _, _ in received]
+    steps = [(b - a) & 0xFFFF for a, b in itertools.pairwise(seqs)]
+    assert steps == [1, 2, 1, 1, 1]
+    stamps = [ts for _, ts, _, _ in received]
+    gaps = [(b - a) % 2**32 for a, b in itertools.pairwise(stamps)]
+    assert gaps == [960, 1920, 960, 960, 960]

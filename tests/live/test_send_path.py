@@ -110,9 +110,7 @@ def test_room_counts_sent_packets_and_server_added_latency(rtc: RtcSettings) -> 
             await h.settle()
             await asyncio.sleep(1.0)
             stats = h.room.send_stats
-            mix_timestamps = {
-                p.timestamp for log in h.clients["l"].rtp.values() for p in log
-            }
+            mix_timestamps = {p.timestamp for log in h.clients["l"].rtp.values() for p in log}
             return {
                 "forwarded": stats.forwarded,
                 "mix_sent": stats.mix_sent,

@@ -73,8 +73,17 @@ def running_live_node(
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "uvicorn", "--factory", "live.node:app_from_env",
-                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "live.node:app_from_env",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
             ],
             env=env,
             stdout=out,

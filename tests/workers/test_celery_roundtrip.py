@@ -50,7 +50,7 @@ def test_config_is_json_only_with_late_acks_and_long_visibility(settings: Settin
     assert config["worker_prefetch_multiplier"] == 1
     visibility = config["broker_transport_options"]["visibility_timeout"]
     assert visibility > jobs.MEDIA_LIMITS.hard_seconds > config["task_time_limit"]
-    assert [q.name for q in config["task_queues"]] == ["default", "media"]
+    assert [q.name for q in config["task_queues"]] == ["default", "media", "live"]
     assert config["broker_url"] == "redis://127.0.0.1:6390/0"
 
 

@@ -88,7 +88,9 @@ def _host_with_webhook(sessions: sessionmaker[Session]) -> tuple[str, str]:
         session.add(host)
         session.flush()
         endpoint = WebhookEndpoint(
-            owner_id=host.id, url="https://hooks.example.com/in", secret=generate_secret(),
+            owner_id=host.id,
+            url="https://hooks.example.com/in",
+            secret=generate_secret(),
             events=["clip.ready"],
         )
         session.add(endpoint)
@@ -157,7 +159,9 @@ def test_undecodable_replay_fails_the_clip(context: WorkerContext) -> None:
 
 
 @pytest.fixture
-def worker(db_settings: Settings, redis_url: str) -> Iterator[tuple[Settings, subprocess.Popen[bytes]]]:
+def worker(
+    db_settings: Settings, redis_url: str
+) -> Iterator[tuple[Settings, subprocess.Popen[bytes]]]:
     settings = db_settings.model_copy(
         update={"redis": db_settings.redis.model_copy(update={"url": redis_url})}
     )

@@ -80,8 +80,13 @@ def _endpoint(
 
 def _event(clip_id: str = "clip-1") -> events.WebhookEvent:
     return events.clip_ready(
-        clip_id=clip_id, replay_id="replay-1", start_seconds=3.0, duration_seconds=30.0,
-        audio_url="http://127.0.0.1/a.mp3", page_url="http://127.0.0.1/clips/x", at=AT,
+        clip_id=clip_id,
+        replay_id="replay-1",
+        start_seconds=3.0,
+        duration_seconds=30.0,
+        audio_url="http://127.0.0.1/a.mp3",
+        page_url="http://127.0.0.1/clips/x",
+        at=AT,
     )
 
 
@@ -217,9 +222,12 @@ def test_retries_follow_the_policy_and_a_failing_endpoint_is_disabled(
 
         def attempt(n: int) -> str:
             report = run_attempt(
-                context, delivery_id, n,
+                context,
+                delivery_id,
+                n,
                 schedule=lambda *args: scheduled.append(args),
-                clock=lambda: next(clock), rand=lambda: 0.5,
+                clock=lambda: next(clock),
+                rand=lambda: 0.5,
             )
             return f"{report.action}:{report.status}"
 
@@ -257,8 +265,11 @@ def test_private_target_is_refused_without_allow_listing(
 ) -> None:
     strict = WorkerContext(
         settings=_with_webhooks(context.settings, allow_private_targets=[]),
-        engine=context.engine, sessions=context.sessions, storage=context.storage,
-        queue=context.queue, pid=0,
+        engine=context.engine,
+        sessions=context.sessions,
+        storage=context.storage,
+        queue=context.queue,
+        pid=0,
     )
     owner = _user(sessions)
     with running_receiver() as receiver:

@@ -27,3 +27,12 @@ def test_the_beat_schedule_sweeps_webhooks(settings: Settings) -> None:
     assert [(e["task"], e["schedule"]) for e in entries] == [
         (jobs.WEBHOOK_SWEEP, jobs.SWEEP_INTERVAL_SECONDS)
     ]
+
+
+def test_workers_leave_the_live_queue_unless_asked(settings: Settings) -> None:
+    argv = worker_argv(settings)
+    assert argv[argv.index("--queues") + 1] == "default,media"
+    live = worker_argv(settings, queues=(jobs.LIVE_QUEUE,), concurrency=2)
+    assert live[live.index("--queues") + 1] == "live"
+    assert live[live.index("--concurrency") + 1] == "2"
+    assert live[live.index("--hostname") + 1] == "roomcast-live@%h"

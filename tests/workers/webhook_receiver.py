@@ -58,7 +58,9 @@ class Receiver:
 
     def handle(self, headers: dict[str, str], body: bytes) -> int:
         with self.lock:
-            verified = bool(self.secret) and independent_verify(self.secret, headers, body, time.time())
+            verified = bool(self.secret) and independent_verify(
+                self.secret, headers, body, time.time()
+            )
             answer = 500 if len(self.requests) < self.fail_first else 204
             self.requests.append(Received(headers, body, verified, answer))
             return answer

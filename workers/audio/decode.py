@@ -112,6 +112,11 @@ class TrackDecoder:
         """``"libopus"`` or ``"pyav"``."""
         return "libopus" if self._lib is not None else "pyav"
 
+    def add_segments(self, segments: Sequence[Segment]) -> None:
+        """Segments of this track that landed since (a live render): known keys are replaced
+        by their newer description, the open segment and the decoder state are kept."""
+        self._segments.update({segment.key: segment for segment in segments})
+
     def read(self, key: str, offset: int, frames: int) -> NDArray[np.float32]:
         """``frames`` samples of segment ``key`` from sample ``offset`` (silence where missing)."""
         current = self._current

@@ -9,6 +9,9 @@ MP3 goes through the system's libmp3lame (:mod:`workers.audio.lame`, ~2.4× fast
 LAME bundled in PyAV's wheels) when it is installed, else through PyAV, with one log line
 saying so; :attr:`BlockEncoder.backend` tells which (``"system"`` or ``"pyav"``).
 
+An M4A and an HLS rendition of the same programme share one AAC encoder through
+:meth:`BlockEncoder.shared_aac` (:mod:`workers.audio.shared_aac`): same packets, half the CPU.
+
 Formats (:data:`FORMATS`):
 
 =======  ============================================================================

@@ -62,9 +62,12 @@ from workers.audio.render import (
     plan_tracks,
     programme_pass,
 )
+from workers.audio.shared_aac import SharedAacEncoder
 from workers.audio.sources import SegmentSource
 
 LOSSY: frozenset[str] = frozenset({"mp3", "m4a", "hls"})
+#: The key of the one encoder that writes both the M4A and the HLS segments.
+_SHARED_AAC = "m4a+hls"
 
 
 @dataclass(frozen=True)
@@ -398,7 +401,17 @@ def _open_encoders(
     """One threaded encoder per format. Each encoded output is decoded and metered as it is
     produced (what is measured is what is written), so nothing is read back afterwards."""
     encoders: dict[str, ThreadedEncoder] = {}
+    shared = "m4a" in formats and "hls" in formats
+    if shared:  # one AAC encode muxed into both (workers/audio/shared_aac.py)
+        encoders[_SHARED_AAC] = ThreadedEncoder(
+            BlockEncoder.shared_aac(
+                staging / opts.filename("m4a"), staging / opts.filename("hls"),
+                opts.spec("m4a"), measure=opts.measure_outputs,
+            )
+        )  # fmt: skip
     for fmt in formats:
+        if shared and fmt in ("m4a", "hls"):
+            continue
         encoder = BlockEncoder(
             staging / opts.filename(fmt), opts.spec(fmt), measure=opts.measure_outputs
         )
@@ -413,7 +426,12 @@ def _close_encoders(
     for name, enc in encoders.items():
         written = enc.close()
         loudness = enc.loudness if opts.measure_outputs else None
-        outputs[name] = OutputInfo(name, written, loudness, encoder=enc.encoder.backend)
+        backend = enc.encoder.backend
+        if isinstance(enc.encoder, SharedAacEncoder):
+            for fmt, path in enc.encoder.paths.items():
+                outputs[fmt] = OutputInfo(fmt, path, loudness, encoder=backend)
+        else:
+            outputs[name] = OutputInfo(name, written, loudness, encoder=backend)
     return outputs
 
 

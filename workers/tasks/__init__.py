@@ -4,6 +4,6 @@ Tasks are ``shared_task`` s so they bind to whichever app ``workers.app.create_a
 importing this package registers them all.
 """
 
-from workers.tasks import clips, ping, postprod, webhooks
+from workers.tasks import clips, follow, ping, postprod, webhooks
 
-__all__ = ["clips", "ping", "postprod", "webhooks"]
+__all__ = ["clips", "follow", "ping", "postprod", "webhooks"]

@@ -8,7 +8,8 @@ The shell around :func:`workers.audio.pipeline.render_replay` and :mod:`core.rep
    a newly complete recording records ``recording.ready`` for the host's webhooks;
 3. decide the render version from the manifest's bytes, the replay's trim and the audio
    options; a replay already ``ready`` at that version is left alone (a redelivered message);
-4. set the replay ``processing``, render every output into a temporary directory, upload all of
+4. set the replay ``processing`` (unless a live follower is finishing this recording: then the
+   task defers, see :func:`render`), render every output into a temporary directory, upload all of
    them under ``replays/<replay_id>/v<version>/``, and only then, in one transaction, point the
    ``ReplayOutput`` rows at them and set the replay ``ready`` (with ``replay.ready``); a public
    show room's replay is published as an episode there too (:mod:`workers.auto_episode`).
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -48,15 +50,22 @@ from core.adapters.db.types import utcnow
 from core.adapters.webhook_outbox import enqueue_deliveries, record_event
 from core.errors import DependencyUnavailable, InvalidInput, NotFound, ObjectNotFound
 from core.recording.manifest import Manifest
+from core.storage import ObjectInfo
 from core.webhooks.events import recording_ready, replay_ready
-from workers.audio.pipeline import RenderOptions, RenderResult, render_replay
+from workers.audio.pipeline import RenderOptions, RenderResult
+from workers.audio.rerender import STEMS_FILE, render_edit
 from workers.audio.sources import StorageSource
 from workers.auto_episode import publish_auto_episode
 from workers.context import TRANSIENT_ERRORS, WorkerContext, worker_context
+from workers.tasks.heartbeat import follower_alive, redis_client
 
 log = logging.getLogger(__name__)
 
 MAX_RETRIES: Final = 6
+#: Seconds between two checks of a live follower's heartbeat, and how many checks at most
+#: (a follower stuck while alive must not hold a replay back for ever: 10 minutes).
+DEFER_SECONDS: Final = 3
+MAX_DEFERRALS: Final = 200
 
 Action = Literal["rendered", "unchanged", "superseded"]
 
@@ -100,12 +109,76 @@ def options_fingerprint(options: RenderOptions) -> dict[str, Any]:
     return {name: value for name, value in asdict(options).items() if name not in skipped}
 
 
+@dataclass(frozen=True)
+class RenderJob:
+    """What :func:`prepare_render` decided: a replay to render at ``version`` from ``manifest``."""
+
+    recording_id: str
+    replay_id: str
+    raw: bytes  #: the manifest's bytes (the version hashes them)
+    manifest: Manifest
+    version: str
+    options: RenderOptions  #: the deployment's options (fingerprinted in ``version``)
+    cut_start: float  #: seconds the host trimmed off (0 when untrimmed)
+    cut_end: float
+
+
 def run_render(context: WorkerContext, recording_id: str) -> RenderReport:
     """Render and publish the replay of ``recording_id`` (see the module doc).
 
     Raises ``InvalidInput`` subclasses (the replay is then ``failed``), ``NotFound`` for a
     recording with neither a manifest nor a row, and ``DependencyUnavailable`` (retry).
     """
+    job = prepare_render(context, recording_id)
+    if isinstance(job, RenderReport):
+        return job
+    mark_processing(context, job.replay_id)
+    with tempfile.TemporaryDirectory(prefix="roomcast-postprod-") as scratch:
+        try:
+            # A host's trim re-renders from the untrimmed render's stems (workers/audio/rerender.py).
+            result = render_edit(
+                job.manifest,
+                StorageSource(context.storage),
+                _stems_of_untrimmed(context, job, Path(scratch)),
+                Path(scratch) / "out",
+                RenderOptions.from_settings(
+                    context.settings.audio,
+                    basename="audio",
+                    trim_start_seconds=job.cut_start,
+                    trim_end_seconds=job.cut_end,
+                    work_dir=Path(scratch),
+                ),
+            )
+        except InvalidInput as exc:
+            mark_failed(context, job.replay_id, replays.failure_reason(exc.code, exc.message))
+            raise
+        return publish_render(context, job, result, Path(scratch) / "out")
+
+
+def _stems_of_untrimmed(context: WorkerContext, job: RenderJob, scratch: Path) -> Path | None:
+    """For a trimmed render, the untrimmed render of the same manifest and options (its
+    ``stems.zip`` and ``render.json``) downloaded into ``scratch``; None when storage has none.
+
+    An untrimmed render (a first render, a redelivery, a cleared trim) always decodes the
+    segments, so the objects of that version stay byte-identical whichever run wrote them.
+    """
+    if job.cut_start <= 0.0 and job.cut_end <= 0.0:
+        return None
+    version = replays.render_version(job.raw, (None, None), options_fingerprint(job.options))
+    prefix = replays.version_prefix(job.replay_id, version)
+    target = scratch / "previous"
+    target.mkdir(exist_ok=True)
+    try:
+        for name in (replays.REPORT_FILE, STEMS_FILE):
+            context.storage.download_file(prefix + name, target / name)
+    except ObjectNotFound:
+        return None
+    return target
+
+
+def prepare_render(context: WorkerContext, recording_id: str) -> RenderJob | RenderReport:
+    """Steps 1–3 of the module doc: the stored manifest, the rows, the render version and the
+    host's trim. Returns a report instead when a replay is already ready at that version."""
     key = replays.manifest_key(recording_id)
     try:
         raw = context.storage.get_bytes(key)
@@ -146,28 +219,19 @@ def run_render(context: WorkerContext, recording_id: str) -> RenderReport:
     except InvalidInput as exc:
         mark_failed(context, state.replay_id, replays.failure_reason(exc.code, exc.message))
         raise
-    _set_status(context, state.replay_id, "processing")
-    with tempfile.TemporaryDirectory(prefix="roomcast-postprod-") as scratch:
-        try:
-            result = render_replay(
-                manifest,
-                StorageSource(context.storage),
-                Path(scratch) / "out",
-                RenderOptions.from_settings(
-                    context.settings.audio,
-                    basename="audio",
-                    trim_start_seconds=cut_start,
-                    trim_end_seconds=cut_end,
-                    work_dir=Path(scratch),
-                ),
-            )
-        except InvalidInput as exc:
-            mark_failed(context, state.replay_id, replays.failure_reason(exc.code, exc.message))
-            raise
-        outputs = _upload(context, state.replay_id, version, result, Path(scratch) / "out")
-    action = _publish(context, recording_id, state.replay_id, raw, version, options, result,
-                      outputs)  # fmt: skip
-    return RenderReport(action, state.replay_id, version, result.warnings)
+    return RenderJob(recording_id, state.replay_id, raw, manifest, version, options, cut_start,
+                     cut_end)  # fmt: skip
+
+
+def publish_render(
+    context: WorkerContext, job: RenderJob, result: RenderResult, out: Path
+) -> RenderReport:
+    """Step 4's second half, for any render of ``job`` (offline or live) into ``out``: upload
+    every output under the version's keys, then point the rows at them and set it ready."""
+    outputs = _upload(context, job.replay_id, job.version, result, out)
+    action = _publish(context, job.recording_id, job.replay_id, job.raw, job.version,
+                      job.options, result, outputs)  # fmt: skip
+    return RenderReport(action, job.replay_id, job.version, result.warnings)
 
 
 def _ensure_rows(
@@ -271,36 +335,60 @@ def _complete_recording(session: Session, recording: Recording, manifest: Manife
     return newly
 
 
+#: Objects stored at once: each local put is a write + two fsyncs and each S3 put a round
+#: trip, so a 1 h replay's ~600 HLS segments and 500 MB of stems go several times faster in
+#: parallel than one after the other (time to replay, docs/post-production.md).
+UPLOAD_THREADS: Final = 8
+
+
 def _upload(
     context: WorkerContext, replay_id: str, version: str, result: RenderResult, out: Path
 ) -> list[_Output]:
-    """Store every output under the version's prefix (nothing points at them yet)."""
+    """Store every output under the version's prefix (nothing points at them yet).
+
+    Files go up in parallel; each HLS playlist only once its segments are stored (a playlist
+    never names a file not yet stored).
+    """
     storage = context.storage
     prefix = replays.version_prefix(replay_id, version)
     stored: list[_Output] = []
-    for kind, spec in replays.OUTPUT_FILES.items():
-        info = result.outputs.get(kind)
-        if info is None:
-            continue
-        key = replays.output_key(replay_id, version, kind)
-        if kind == "hls":
-            playlist = info.path / Path(spec.path).name
-            # Segments first, playlist last: a playlist never names a file not yet stored.
-            for member in sorted(p for p in info.path.iterdir() if p != playlist):
-                storage.put_file(
-                    f"{prefix}hls/{member.name}",
-                    member,
-                    content_type=replays.hls_content_type(member.name),
-                )
-            size = storage.put_file(key, playlist, content_type=spec.content_type).size
-        elif kind == "timeline":
-            document = replays.publishable_timeline(json.loads(info.path.read_bytes()))
-            data = json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
-            size = storage.put_bytes(key, data, content_type=spec.content_type).size
-        else:
-            size = storage.put_file(key, info.path, content_type=spec.content_type).size
-        loudness = info.loudness.to_json() if info.loudness is not None else None
-        stored.append(_Output(kind, key, spec.content_type, size, loudness))
+    with ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="upload") as pool:
+        sizes: dict[str, Future[ObjectInfo]] = {}
+        segments: list[Future[ObjectInfo]] = []
+        playlists: dict[str, tuple[str, Path, str]] = {}
+        for kind, spec in replays.OUTPUT_FILES.items():
+            info = result.outputs.get(kind)
+            if info is None:
+                continue
+            key = replays.output_key(replay_id, version, kind)
+            if kind == "hls":
+                playlist = info.path / Path(spec.path).name
+                for member in sorted(p for p in info.path.iterdir() if p != playlist):
+                    segments.append(pool.submit(
+                        storage.put_file, f"{prefix}hls/{member.name}", member,
+                        content_type=replays.hls_content_type(member.name),
+                    ))  # fmt: skip
+                playlists[kind] = (key, playlist, spec.content_type)
+            elif kind == "timeline":
+                document = replays.publishable_timeline(json.loads(info.path.read_bytes()))
+                data = json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
+                sizes[kind] = pool.submit(storage.put_bytes, key, data,
+                                          content_type=spec.content_type)  # fmt: skip
+            else:
+                sizes[kind] = pool.submit(storage.put_file, key, info.path,
+                                          content_type=spec.content_type)  # fmt: skip
+        for segment in segments:
+            segment.result()  # raises the first failure
+        for name, (key, playlist, content_type) in playlists.items():
+            sizes[name] = pool.submit(storage.put_file, key, playlist, content_type=content_type)
+        for kind, spec in replays.OUTPUT_FILES.items():
+            if kind not in sizes:
+                continue
+            info = result.outputs[kind]
+            loudness = info.loudness.to_json() if info.loudness is not None else None
+            key = replays.output_key(replay_id, version, kind)
+            stored.append(_Output(kind, key, spec.content_type, sizes[kind].result().size,
+                                  loudness))  # fmt: skip
     report = out / replays.REPORT_FILE
     if report.is_file():
         storage.put_file(prefix + replays.REPORT_FILE, report, content_type="application/json")
@@ -377,6 +465,24 @@ def _publish(
     return "rendered"
 
 
+def _follower_alive(context: WorkerContext, recording_id: str) -> bool:
+    """A live follower holds the recording (an unreachable Redis counts as none)."""
+    if not context.settings.audio.live_render:
+        return False
+    client = redis_client(context.settings.redis_url)
+    try:
+        return follower_alive(client, recording_id)
+    except DependencyUnavailable:
+        return False
+    finally:
+        client.close()
+
+
+def mark_processing(context: WorkerContext, replay_id: str) -> None:
+    """Set a replay ``processing`` (a render of it has started)."""
+    _set_status(context, replay_id, "processing")
+
+
 def _set_status(context: WorkerContext, replay_id: str, status: replays.ReplayStatus) -> None:
     with context.sessions() as session:
         replay = session.get(Replay, replay_id)
@@ -422,9 +528,22 @@ def fail_recording(context: WorkerContext, recording_id: str, reason: str) -> No
     soft_time_limit=jobs.MEDIA_LIMITS.soft_seconds,
     time_limit=jobs.MEDIA_LIMITS.hard_seconds,
 )  # type: ignore[untyped-decorator]
-def render(self: Task, recording_id: str) -> None:
-    """Render the replay of one recording (see the module doc)."""
+def render(self: Task, recording_id: str, deferrals: int = 0) -> None:
+    """Render the replay of one recording (see the module doc).
+
+    While a live follower's heartbeat exists (workers/tasks/follow.py), the task re-sends
+    itself every ``DEFER_SECONDS`` instead of rendering: the follower publishes the same
+    version in seconds and this render then finds it ready. A follower that died stops
+    refreshing its heartbeat and the full render runs once it expires.
+    """
     context = worker_context(self.app)
+    if deferrals < MAX_DEFERRALS and _follower_alive(context, recording_id):
+        log.info("recording %s: a live render is finishing; check again in %s s",
+                 recording_id, DEFER_SECONDS)  # fmt: skip
+        # A new message, not self.retry(): deferring must not use up the transient retries,
+        # and no worker slot waits meanwhile.
+        self.apply_async((recording_id,), {"deferrals": deferrals + 1}, countdown=DEFER_SECONDS)
+        return
     try:
         report = run_render(context, recording_id)
     except TRANSIENT_ERRORS as exc:

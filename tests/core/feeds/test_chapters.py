@@ -18,7 +18,9 @@ def test_document_is_version_1_2_0_sorted_by_start_time() -> None:
     assert document["title"] == "Loudness, measured"
     assert [c["startTime"] for c in document["chapters"]] == [0, 180, 754.25]
     assert document["chapters"][1] == {
-        "startTime": 180, "title": "What LUFS measures", "url": f"{samples.BASE}/notes/lufs"
+        "startTime": 180,
+        "title": "What LUFS measures",
+        "url": f"{samples.BASE}/notes/lufs",
     }
 
 

@@ -13,7 +13,8 @@ VECTOR = "9b024349-ccf0-5f69-a609-6b82873eab3c"
 
 
 @pytest.mark.parametrize(
-    "url", ["podnews.net/rss", "https://podnews.net/rss", "http://podnews.net/rss/", "podnews.net/rss//"]
+    "url",
+    ["podnews.net/rss", "https://podnews.net/rss", "http://podnews.net/rss/", "podnews.net/rss//"],
 )
 def test_published_vector_with_and_without_scheme_and_slashes(url: str) -> None:
     assert podcast_guid(url) == VECTOR

@@ -72,13 +72,19 @@ def test_limits_are_inclusive() -> None:
         ({"duration_seconds": 0}, "episode.duration_seconds"),
         ({"duration_seconds": float("nan")}, "episode.duration_seconds"),
         ({"explicit": "no"}, "episode.explicit"),
-        ({"enclosure": Enclosure("https://e.com/a.m3u8", 10, "application/x-mpegURL")},
-         "episode.enclosure.type"),
-        ({"enclosure": Enclosure("https://e.com/a.mp3", 0, "audio/mpeg")},
-         "episode.enclosure.length"),
+        (
+            {"enclosure": Enclosure("https://e.com/a.m3u8", 10, "application/x-mpegURL")},
+            "episode.enclosure.type",
+        ),
+        (
+            {"enclosure": Enclosure("https://e.com/a.mp3", 0, "audio/mpeg")},
+            "episode.enclosure.length",
+        ),
         ({"soundbites": (Soundbite(3590, 30),)}, "episode.soundbites"),
-        ({"chapters_url": "https://bucket.s3.amazonaws.com/c.json?X-Amz-Signature=ab"},
-         "episode.chapters_url"),
+        (
+            {"chapters_url": "https://bucket.s3.amazonaws.com/c.json?X-Amz-Signature=ab"},
+            "episode.chapters_url",
+        ),
     ],
 )
 def test_episode_refuses(changes: dict[str, Any], field: str) -> None:

@@ -45,7 +45,9 @@ def test_output_is_deterministic_and_order_independent() -> None:
     args = (samples.show(), samples.episodes(), samples.live_items())
     first = render_feed(*args, self_url=samples.SELF_URL)
     shuffled = render_feed(
-        samples.show(), list(reversed(samples.episodes())), samples.live_items(),
+        samples.show(),
+        list(reversed(samples.episodes())),
+        samples.live_items(),
         self_url=samples.SELF_URL,
     )
     assert first == shuffled
@@ -59,9 +61,18 @@ def test_declares_the_four_namespaces(tree: etree._Element) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "title", "description", "link", "language", "itunes:image[@href]",
-        "itunes:category[@text='Technology']", "itunes:explicit", "itunes:owner/itunes:email",
-        "atom:link[@rel='self']", "itunes:author", "podcast:guid", "podcast:locked[@owner]",
+        "title",
+        "description",
+        "link",
+        "language",
+        "itunes:image[@href]",
+        "itunes:category[@text='Technology']",
+        "itunes:explicit",
+        "itunes:owner/itunes:email",
+        "atom:link[@rel='self']",
+        "itunes:author",
+        "podcast:guid",
+        "podcast:locked[@owner]",
     ],
 )
 def test_channel_has_required_tag(tree: etree._Element, path: str) -> None:
@@ -113,7 +124,8 @@ def test_podcasting_2_item_tags(tree: etree._Element) -> None:
     assert transcript is not None and transcript.get("type") == "text/vtt"
     persons = item.findall(f"{{{PODCAST}}}person")
     assert [(p.text, p.get("role")) for p in persons] == [
-        ("Ada Host", "host"), ("Grace Guest", "guest")
+        ("Ada Host", "host"),
+        ("Grace Guest", "guest"),
     ]
     bite = item.find(f"{{{PODCAST}}}soundbite")
     assert bite is not None and (bite.get("startTime"), bite.get("duration")) == ("754", "42.5")

@@ -264,7 +264,9 @@ def test_host_coming_back_in_the_grace_period_takes_the_room_back() -> None:
 
 
 def test_zero_grace_ends_the_room_at_once() -> None:
-    state = open_room("r", host_id="h", host_name="H", now=0.0, policy=RoomPolicy(host_grace_seconds=0))
+    state = open_room(
+        "r", host_id="h", host_name="H", now=0.0, policy=RoomPolicy(host_grace_seconds=0)
+    )
     state, events = apply(state, "h", Leave(), 1.0)
     assert state.status is RoomStatus.ENDED
     assert events == [ParticipantLeft("h", "left"), RoomEnded(EndReason.HOST_LEFT)]

@@ -66,8 +66,16 @@ def test_rand_and_attempts_are_checked() -> None:
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
-    [(200, "delivered"), (204, "delivered"), (None, "retry"), (500, "retry"), (429, "retry"),
-     (404, "retry"), (301, "retry"), (410, "gone")],
+    [
+        (200, "delivered"),
+        (204, "delivered"),
+        (None, "retry"),
+        (500, "retry"),
+        (429, "retry"),
+        (404, "retry"),
+        (301, "retry"),
+        (410, "gone"),
+    ],
 )
 def test_classify(status: int | None, outcome: str) -> None:
     assert classify(status) == outcome

@@ -15,7 +15,9 @@ from core.webhooks.delivery import (
     retry_policy,
 )
 
-POLICY = RetryPolicy(max_attempts=6, base_seconds=1.0, factor=2.0, max_delay_seconds=60.0, jitter=0.0)
+POLICY = RetryPolicy(
+    max_attempts=6, base_seconds=1.0, factor=2.0, max_delay_seconds=60.0, jitter=0.0
+)
 
 
 def test_gate_sends_each_attempt_once_and_never_after_delivery() -> None:

@@ -39,7 +39,13 @@ def test_ids_are_deterministic_per_type_and_subject() -> None:
 def test_occurrence_distinguishes_republications() -> None:
     def publish(occurrence: str) -> str:
         return events.episode_published(
-            episode_id="e", show_id="s", replay_id="r", title="t", guid="g", feed_url="u", at=AT,
+            episode_id="e",
+            show_id="s",
+            replay_id="r",
+            title="t",
+            guid="g",
+            feed_url="u",
+            at=AT,
             occurrence=occurrence,
         ).id
 
@@ -107,8 +113,13 @@ def test_every_builder_makes_its_type() -> None:
             episode_id="e", show_id="s", replay_id="rp", title="t", guid="g", feed_url="f", at=AT
         ),
         events.clip_ready(
-            clip_id="c", replay_id="rp", start_seconds=0, duration_seconds=1, audio_url="a",
-            page_url="p", at=AT,
+            clip_id="c",
+            replay_id="rp",
+            start_seconds=0,
+            duration_seconds=1,
+            audio_url="a",
+            page_url="p",
+            at=AT,
         ),
     ]
     assert tuple(event.type for event in built) == events.EVENT_TYPES

@@ -42,8 +42,14 @@ def spec_verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
 
 def test_spec_example() -> None:
     assert sign(SPEC_SECRET, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY) == SPEC_SIGNATURE
-    verify(SPEC_SECRET, SPEC_ID, str(SPEC_TIMESTAMP), SPEC_SIGNATURE, SPEC_BODY,
-           now=SPEC_TIMESTAMP + 10)
+    verify(
+        SPEC_SECRET,
+        SPEC_ID,
+        str(SPEC_TIMESTAMP),
+        SPEC_SIGNATURE,
+        SPEC_BODY,
+        now=SPEC_TIMESTAMP + 10,
+    )
 
 
 @given(
@@ -75,10 +81,22 @@ def test_rotation_any_matching_secret_verifies() -> None:
     old, new = generate_secret(), generate_secret()
     headers = signature_headers([old, new], "msg_1", 1_700_000_000, b"{}")
     assert len(headers["webhook-signature"].split(" ")) == 2
-    verify(new, "msg_1", headers["webhook-timestamp"], headers["webhook-signature"], b"{}",
-           now=1_700_000_000)
-    verify([generate_secret(), old], "msg_1", 1_700_000_000, headers["webhook-signature"],
-           b"{}", now=1_700_000_000)
+    verify(
+        new,
+        "msg_1",
+        headers["webhook-timestamp"],
+        headers["webhook-signature"],
+        b"{}",
+        now=1_700_000_000,
+    )
+    verify(
+        [generate_secret(), old],
+        "msg_1",
+        1_700_000_000,
+        headers["webhook-signature"],
+        b"{}",
+        now=1_700_000_000,
+    )
 
 
 @pytest.mark.parametrize(
@@ -100,19 +118,29 @@ def test_rotation_any_matching_secret_verifies() -> None:
 )
 def test_verify_refuses(change: dict[str, object], code: str) -> None:
     args: dict[str, object] = {
-        "msg_id": SPEC_ID, "timestamp": str(SPEC_TIMESTAMP), "signature": SPEC_SIGNATURE,
-        "body": SPEC_BODY, "now": SPEC_TIMESTAMP,
+        "msg_id": SPEC_ID,
+        "timestamp": str(SPEC_TIMESTAMP),
+        "signature": SPEC_SIGNATURE,
+        "body": SPEC_BODY,
+        "now": SPEC_TIMESTAMP,
     }
     args.update(change)
     with pytest.raises(WebhookSignatureInvalid) as caught:
-        verify(SPEC_SECRET, str(args["msg_id"]), str(args["timestamp"]), str(args["signature"]),
-               args["body"], now=args["now"])  # type: ignore[arg-type]
+        verify(
+            SPEC_SECRET,
+            str(args["msg_id"]),
+            str(args["timestamp"]),
+            str(args["signature"]),
+            args["body"],
+            now=args["now"],
+        )  # type: ignore[arg-type]
     assert caught.value.code == code
 
 
 def test_tolerance_boundary_is_inclusive() -> None:
-    verify(SPEC_SECRET, SPEC_ID, SPEC_TIMESTAMP, SPEC_SIGNATURE, SPEC_BODY,
-           now=SPEC_TIMESTAMP + 300)
+    verify(
+        SPEC_SECRET, SPEC_ID, SPEC_TIMESTAMP, SPEC_SIGNATURE, SPEC_BODY, now=SPEC_TIMESTAMP + 300
+    )
 
 
 def test_missing_headers_are_named() -> None:
@@ -123,8 +151,11 @@ def test_missing_headers_are_named() -> None:
 
 
 def test_header_names_are_case_insensitive() -> None:
-    headers = {"Webhook-Id": SPEC_ID, "WEBHOOK-TIMESTAMP": str(SPEC_TIMESTAMP),
-               "webhook-signature": SPEC_SIGNATURE}
+    headers = {
+        "Webhook-Id": SPEC_ID,
+        "WEBHOOK-TIMESTAMP": str(SPEC_TIMESTAMP),
+        "webhook-signature": SPEC_SIGNATURE,
+    }
     verify_headers(SPEC_SECRET, headers, SPEC_BODY, now=SPEC_TIMESTAMP)
 
 
