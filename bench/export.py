@@ -209,11 +209,32 @@ def main(argv: list[str]) -> int:
     print(f"(each peak RSS includes up to {own} MB inherited from the benchmark process)")
     if not args.quick:
         shown = "python -m bench.export" + (f" --minutes {args.minutes:g}" if args.minutes else "")
-        write_section("export", _section(shown, minutes, args.repeat, table, own))
+        ratios = {row[0]: (row[2], row[5]) for row in rows}
+        write_section("export", _section(shown, minutes, args.repeat, table, own, ratios))
     return 0
 
 
-def _section(command: str, minutes: float, repeat: int, table: str, own: int) -> str:
+def _verdict(ratios: dict[str, tuple[float, int]]) -> str:
+    """Which goals this run met, from (× ffmpeg, peak MB) per contender."""
+    goals = {"roomcast export (MP3)": 0.5, "roomcast all outputs": 1.0}
+    parts = []
+    for name, limit in goals.items():
+        if name in ratios:
+            ratio, peak = ratios[name]
+            met = ratio <= limit and peak <= 500
+            parts.append(f"{name}: {ratio:.2f}× (goal ≤ {limit:g}×), {peak} MB — "
+                         + ("met" if met else "**not met**"))  # fmt: skip
+    return "This run: " + "; ".join(parts) + "."
+
+
+def _section(
+    command: str,
+    minutes: float,
+    repeat: int,
+    table: str,
+    own: int,
+    ratios: dict[str, tuple[float, int]],
+) -> str:
     return f"""## Export: {SPEAKERS} speakers × {minutes:g} min → MP3
 
 `{command}` — {machine_line()}; median of {repeat} run(s), each contender in its own child
@@ -235,6 +256,8 @@ spent (docs/post-production.md, "Pipeline"): Opus decoded by the system's libopu
 then one pass that mixes, limits and feeds every encoder on its own thread (MP3 by the system's
 libmp3lame at LAME's default quality 3, the same encoder and quality as ffmpeg's), each encoder's
 output decoded and metered as it is written. The machine is shared: compare ratios, not seconds.
+
+{_verdict(ratios)}
 """
 
 

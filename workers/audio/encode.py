@@ -100,7 +100,18 @@ _DECODERS: dict[Format, str] = {
 }  # fmt: skip
 
 
-class _PyAVSink:
+def audio_frame(samples: NDArray[np.float32], channels: int, pts: int) -> Any:
+    """A planar float PyAV frame of mono ``samples`` at the input rate (duplicated to stereo
+    when ``channels`` is 2), stamped ``pts``."""
+    planes = samples[None, :] if channels == 1 else np.stack([samples, samples])
+    layout = "mono" if channels == 1 else "stereo"
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes), format="fltp", layout=layout)
+    frame.sample_rate = INPUT_RATE
+    frame.pts = pts
+    return frame
+
+
+class PyAVSink:
     """An output written through PyAV (FFmpeg's encoders and muxers)."""
 
     def __init__(self, partial: Path, spec: EncodeSpec, measure: bool) -> None:
@@ -130,7 +141,6 @@ class _PyAVSink:
             # FFmpeg hands AVCodecContext.compression_level to lame_set_quality.
             stream.codec_context.options = {"compression_level": str(spec.mp3_quality)}
         self._stream: Any = stream
-        self._layout = "mono" if spec.channels == 1 else "stereo"
         self._channels = spec.channels
         self._spec = spec
         self._measure = measure
@@ -150,12 +160,7 @@ class _PyAVSink:
         return packets
 
     def write(self, samples: NDArray[np.float32]) -> None:
-        planes = samples[None, :] if self._channels == 1 else np.stack([samples, samples])
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(planes), format="fltp", layout=self._layout
-        )
-        frame.sample_rate = INPUT_RATE
-        frame.pts = self._pts
+        frame = audio_frame(samples, self._channels, self._pts)
         self._pts += samples.size
         self._container.mux(self._metered(self._stream.encode(frame)))
 
@@ -317,11 +322,11 @@ class BlockEncoder:
         self.path = Path(path)
         self.spec = spec
         self._partial = self.path.with_name(self.path.name + ".part")
-        _remove(self._partial)
+        remove_output(self._partial)
         self.backend: Backend = "pyav"
         if spec.format == "mp3":
             self.backend = resolve_mp3_backend(mp3_backend)
-        self._sink: _PyAVSink | _LameSink
+        self._sink: PyAVSink | _LameSink
         if self.backend == "system":
             lib = load_library()
             if lib is None:  # resolved just above; only a race with an uninstall gets here
@@ -333,9 +338,9 @@ class BlockEncoder:
                 log.info("%s: LAME writes no tag at %d kb/s %d Hz; using PyAV's encoder",
                          self.path.name, spec.bitrate_kbps, spec.sample_rate)  # fmt: skip
                 self.backend = "pyav"
-                self._sink = _PyAVSink(self._partial, spec, measure)
+                self._sink = PyAVSink(self._partial, spec, measure)
         else:
-            self._sink = _PyAVSink(self._partial, spec, measure)
+            self._sink = PyAVSink(self._partial, spec, measure)
         self._scale = np.float32(10.0 ** (spec.trim_db / 20.0))
         self.frames_in = 0
 
@@ -376,16 +381,16 @@ class BlockEncoder:
     def close(self) -> Path:
         """Flush the encoder, finish the file and move it to its final name."""
         self._sink.close()
-        _remove(self.path)
+        remove_output(self.path)
         os.replace(self._partial, self.path)
         if self.spec.format == "hls":
-            _fix_playlist_paths(self.path / PLAYLIST, self._partial)
+            fix_playlist_paths(self.path / PLAYLIST, self._partial)
         return self.path
 
     def abort(self) -> None:
         """Drop the partial output."""
         self._sink.abort()
-        _remove(self._partial)
+        remove_output(self._partial)
 
 
 @dataclass
@@ -440,7 +445,7 @@ class ThreadedEncoder:
         self.encoder.abort()
 
 
-def _fix_playlist_paths(playlist: Path, old_dir: Path) -> None:
+def fix_playlist_paths(playlist: Path, old_dir: Path) -> None:
     """The muxer wrote segment names with its temporary directory in them: keep them relative."""
     text = playlist.read_text()
     fixed = text.replace(str(old_dir) + os.sep, "")
@@ -448,7 +453,7 @@ def _fix_playlist_paths(playlist: Path, old_dir: Path) -> None:
         playlist.write_text(fixed)
 
 
-def _remove(path: Path) -> None:
+def remove_output(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():

@@ -35,9 +35,10 @@ from workers.audio.encode import (
     PLAYLIST,
     BlockEncoder,
     EncodeSpec,
-    _fix_playlist_paths,
-    _PyAVSink,
-    _remove,
+    PyAVSink,
+    audio_frame,
+    fix_playlist_paths,
+    remove_output,
 )
 
 
@@ -65,8 +66,8 @@ def copy_packet(packet: Any, stream: Any) -> Any:
     return twin
 
 
-class _TeeSink(_PyAVSink):
-    """The M4A sink of :class:`_PyAVSink`, whose packets also go to an HLS muxer."""
+class _TeeSink(PyAVSink):
+    """The M4A sink of :class:`PyAVSink`, whose packets also go to an HLS muxer."""
 
     def __init__(self, m4a_partial: Path, hls_partial: Path, spec: EncodeSpec, measure: bool):
         super().__init__(m4a_partial, replace(spec, format="m4a"), measure)
@@ -94,12 +95,7 @@ class _TeeSink(_PyAVSink):
         self._hls.mux(twins)
 
     def write(self, samples: NDArray[np.float32]) -> None:
-        planes = samples[None, :] if self._channels == 1 else np.stack([samples, samples])
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(planes), format="fltp", layout=self._layout
-        )
-        frame.sample_rate = INPUT_RATE
-        frame.pts = self._pts
+        frame = audio_frame(samples, self._channels, self._pts)
         self._pts += samples.size
         self._mux(self._stream.encode(frame))
 
@@ -147,13 +143,13 @@ class SharedAacEncoder(BlockEncoder):
         self.backend = "pyav"
         self._partial = self.path.with_name(self.path.name + ".part")
         self._hls_partial = self.hls_path.with_name(self.hls_path.name + ".part")
-        _remove(self._partial)
-        _remove(self._hls_partial)
+        remove_output(self._partial)
+        remove_output(self._hls_partial)
         try:
             self._sink = _TeeSink(self._partial, self._hls_partial, spec, measure)
         except BaseException:
-            _remove(self._partial)
-            _remove(self._hls_partial)
+            remove_output(self._partial)
+            remove_output(self._hls_partial)
             raise
         self._scale = np.float32(10.0 ** (spec.trim_db / 20.0))
         self.frames_in = 0
@@ -170,15 +166,15 @@ class SharedAacEncoder(BlockEncoder):
         :attr:`paths` has both.
         """
         self._sink.close()
-        _remove(self.path)
-        _remove(self.hls_path)
+        remove_output(self.path)
+        remove_output(self.hls_path)
         os.replace(self._partial, self.path)
         os.replace(self._hls_partial, self.hls_path)
-        _fix_playlist_paths(self.hls_path / PLAYLIST, self._hls_partial)
+        fix_playlist_paths(self.hls_path / PLAYLIST, self._hls_partial)
         return self.path
 
     def abort(self) -> None:
         """Drop both partial outputs."""
         self._sink.abort()
-        _remove(self._partial)
-        _remove(self._hls_partial)
+        remove_output(self._partial)
+        remove_output(self._hls_partial)
