@@ -1,9 +1,9 @@
 """``roomcast up``: the whole service on one machine, supervised by one process.
 
 Order of start: migrations, Redis (our own unless ``ROOMCAST_REDIS__URL`` is set), a storage
-check, two Celery worker subprocesses (one on the default queue, one on the media queue, each
-with one pool process, so an hour of mixing never delays a readiness ping, a webhook or a clip),
-then the API in this process, with the live node's signaling route mounted on it. Stop, on
+check, three Celery worker subprocesses (the default queue and the media queue with one pool
+process each, so an hour of mixing never delays a readiness ping, a webhook or a clip; the live
+queue with two, for the followers that render rooms while they are live), then the API in this process, with the live node's signaling route mounted on it. Stop, on
 Ctrl-C or SIGTERM, in reverse: API, workers, Redis.
 Children run in their own process groups (a terminal's Ctrl-C reaches only us, so we decide the
 order), are told to die with us (Linux), and are killed when they do not stop in time.
