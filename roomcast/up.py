@@ -31,7 +31,7 @@ from core.adapters.redis_process import RedisProcess, ping_redis
 from core.adapters.storage_factory import build_storage
 from core.adapters.subprocesses import (
     die_with_parent,
-    die_with_parent_quitting,
+    die_with_parent_killed,
     stop_process_group,
 )
 from core.errors import DependencyUnavailable
@@ -79,14 +79,15 @@ def start_worker(settings: Settings, queue: str) -> subprocess.Popen[bytes]:
     command += worker_argv(
         settings, concurrency=WORKER_CONCURRENCY.get(queue, 1), queues=(queue,), beat=beat
     )
-    death = die_with_parent_quitting if queue == jobs.LIVE_QUEUE else die_with_parent
+    death = die_with_parent_killed if queue == jobs.LIVE_QUEUE else die_with_parent
     return subprocess.Popen(
         command,
         env=env,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         # A follower (live queue) runs as long as its room: a warm shutdown would wait for it,
-        # so that worker stops cold; the follower's loss is covered (the full render at room end).
+        # so that worker stops cold (SIGQUIT) and dies with us by SIGKILL; a follower's loss is
+        # covered (the full render at room end).
         preexec_fn=death,  # noqa: PLW1509 - one prctl call, no locks taken
     )
 

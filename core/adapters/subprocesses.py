@@ -22,12 +22,14 @@ def die_with_parent() -> None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
-def die_with_parent_quitting() -> None:
-    """``preexec_fn``: as :func:`die_with_parent`, with SIGQUIT — a Celery worker's *cold*
-    shutdown, for workers whose tasks run as long as a room (a warm shutdown would wait for
-    them)."""
+def die_with_parent_killed() -> None:
+    """``preexec_fn``: as :func:`die_with_parent`, with SIGKILL — for a Celery worker whose tasks
+    run as long as a room (a live-render follower): a warm shutdown would wait for them and
+    even a cold one can take longer than the supervisor's death allows. Celery's prefork
+    children already die with their parent (SIGKILL), so nothing is left behind, and a killed
+    follower loses nothing (the full render runs at room end)."""
     if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGQUIT), 0, 0, 0)
+        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 def stop_process_group(

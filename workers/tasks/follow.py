@@ -47,8 +47,11 @@ from workers.tasks.postprod import RenderReport, mark_processing, prepare_render
 log = logging.getLogger(__name__)
 
 #: A recording whose progress has not moved for this long is abandoned by its follower (the
-#: node died without a manifest; the recovery's end-of-room render takes over).
-STALL_SECONDS: Final = 3600.0
+#: node died without a manifest; the recovery's end-of-room render takes over). A live
+#: recorder moves it at least every ``audio.segment_seconds`` (30 s) — segments roll, idle
+#: ones close, and with nothing open the idle tick publishes — so 5 min is a wide margin, and
+#: a dead node's follower frees its worker slot in minutes, not an hour.
+STALL_SECONDS: Final = 300.0
 
 Outcome = Literal["busy", "disabled", "published", "unchanged", "fallback", "stalled"]
 
