@@ -356,9 +356,7 @@ def _produce(
 def _stem_encoders(room: DecodedRoom, staging: Path) -> list[ThreadedEncoder]:
     (staging / "stems").mkdir()
     return [
-        ThreadedEncoder(
-            BlockEncoder(staging / "stems" / f"{i:02d}-{_safe(tid)}.flac", EncodeSpec("flac"))
-        )
+        ThreadedEncoder(BlockEncoder(staging / "stems" / stem_filename(i, tid), EncodeSpec("flac")))
         for i, tid in enumerate(room.track_ids)
     ]
 
