@@ -25,7 +25,6 @@ flac     FLAC s16 (also the per-speaker stems)
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import logging
 import os
@@ -42,8 +41,9 @@ from numpy.typing import NDArray
 
 from core.audio.loudness import LoudnessMeter, LoudnessResult
 from core.errors import EncoderError, InvalidAudio
-from workers.audio.encoded_loudness import MP3_DECODER_DELAY, EncodedLoudness
-from workers.audio.lame import DEFAULT_QUALITY, LameEncoder, load_library
+from workers.audio.encoded_loudness import EncodedLoudness
+from workers.audio.lame import DEFAULT_QUALITY, load_library
+from workers.audio.mp3_sink import LameSink
 
 if TYPE_CHECKING:
     from workers.audio.shared_aac import SharedAacEncoder
@@ -178,104 +178,6 @@ class PyAVSink:
             pass
 
 
-class _LameSink:
-    """An MP3 written by the system's libmp3lame (see :mod:`workers.audio.lame`)."""
-
-    def __init__(self, partial: Path, spec: EncodeSpec, lib: ctypes.CDLL, measure: bool) -> None:
-        self._lame = LameEncoder(
-            lib,
-            in_rate=INPUT_RATE,
-            out_rate=spec.sample_rate,
-            channels=spec.channels,
-            bitrate_kbps=spec.bitrate_kbps,
-            quality=spec.mp3_quality,
-        )
-        self.tagged = self._lame.tagged
-        self._meter: _BackgroundMeter | None = None
-        if measure:
-            # Untagged, FFmpeg trims nothing: neither does the meter (it hears what players do).
-            skip = self._lame.delay + MP3_DECODER_DELAY if self.tagged else 0
-            self._meter = _BackgroundMeter(EncodedLoudness(
-                "mp3float", spec.sample_rate, spec.channels, skip=skip,
-                drop_first_packet=self.tagged,
-            ))  # fmt: skip
-        self.loudness: LoudnessResult | None = None
-        try:
-            self._file = partial.open("wb")
-        except OSError:
-            self._lame.close()
-            raise
-
-    def _out(self, data: bytes) -> None:
-        self._file.write(data)
-        if self._meter is not None:
-            self._meter.add_bytes(data)
-
-    def write(self, samples: NDArray[np.float32]) -> None:
-        self._out(self._lame.encode(samples))
-
-    def close(self) -> None:
-        try:
-            self._out(self._lame.flush())
-            # The first frame LAME wrote is a placeholder for this one: same size, now
-            # carrying the frame count, encoder delay and padding (gapless playback).
-            tag = self._lame.lametag()
-            if tag:
-                self._file.seek(0)
-                self._file.write(tag)
-            self._file.close()
-            if self._meter is not None:
-                # As FFmpeg's demuxer trims from the LAME tag (see encoded_loudness).
-                drop = self._lame.padding - MP3_DECODER_DELAY if self.tagged else 0
-                self.loudness = self._meter.finish(drop_end=drop)
-        finally:
-            self._lame.close()
-
-    def abort(self) -> None:
-        self._file.close()
-        self._lame.close()
-        if self._meter is not None:
-            self._meter.abort()
-
-
-class _BackgroundMeter:
-    """An :class:`EncodedLoudness` fed MP3 bytes on its own thread.
-
-    LAME (ctypes) and FFmpeg's decoder both run without the GIL, so metering the encoded bytes
-    on a second thread takes it off the encoder's critical path instead of adding to it.
-    """
-
-    def __init__(self, meter: EncodedLoudness) -> None:
-        self._meter = meter
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="mp3-meter", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (data := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._meter.add_bytes(data)
-                except BaseException as exc:  # noqa: BLE001 - re-raised by finish()
-                    self._error = exc
-
-    def add_bytes(self, data: bytes) -> None:
-        if data:
-            self._queue.put(data)
-
-    def finish(self, *, drop_end: int = 0) -> LoudnessResult:
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._meter.finish(drop_end=drop_end)
-
-    def abort(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-
-
 def resolve_mp3_backend(choice: Mp3Backend = "auto") -> Backend:
     """Which MP3 encoder ``choice`` resolves to here (``"auto"``: the system's if installed)."""
     if choice == "pyav":
@@ -326,12 +228,16 @@ class BlockEncoder:
         self.backend: Backend = "pyav"
         if spec.format == "mp3":
             self.backend = resolve_mp3_backend(mp3_backend)
-        self._sink: PyAVSink | _LameSink
+        self._sink: PyAVSink | LameSink
         if self.backend == "system":
             lib = load_library()
             if lib is None:  # resolved just above; only a race with an uninstall gets here
                 raise EncoderError("libmp3lame disappeared", code="encoder_unavailable")
-            self._sink = _LameSink(self._partial, spec, lib, measure)
+            self._sink = LameSink(
+                self._partial, lib, in_rate=INPUT_RATE, out_rate=spec.sample_rate,
+                channels=spec.channels, bitrate_kbps=spec.bitrate_kbps,
+                quality=spec.mp3_quality, measure=measure,
+            )  # fmt: skip
             if not self._sink.tagged and mp3_backend == "auto":
                 # FFmpeg's muxer writes its own Xing frame, of any size: keep the file gapless.
                 self._sink.abort()

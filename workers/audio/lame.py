@@ -7,8 +7,8 @@ of a render runs truly alongside the mix on the main thread.
 
 The settings match what ffmpeg's CLI (``-c:a libmp3lame -b:a 96k``) gives LAME, so the output
 is the baseline's: CBR, the bit reservoir on, mono as ``MONO`` and stereo as ``JOINT_STEREO``,
-LAME's own default algorithmic quality (``-q 3``) unless asked otherwise. LAME resamples from
-the 48 kHz input itself. Unlike ffmpeg (whose muxer writes its own), LAME writes the Xing/LAME
+LAME's own default algorithmic quality (``-q 3``) unless asked otherwise. LAME can resample
+itself, but the render feeds it at the output rate (:mod:`workers.audio.mp3_sink`). Unlike ffmpeg (whose muxer writes its own), LAME writes the Xing/LAME
 "Info" frame: :meth:`LameEncoder.lametag` returns it after the flush, to be written over the
 placeholder frame at the start of the file — it carries the encoder delay and padding, so
 decoders trim them and the file lasts exactly what was encoded (gapless). When a frame is too

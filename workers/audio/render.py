@@ -216,6 +216,7 @@ def limiter_loss_db(
     block_frames: int,
     every: int = 4,
     lead_in: int = SAMPLE_RATE // 2,
+    threads: int = DECODE_THREADS,
 ) -> float:
     """An estimate of the loudness (dB) the true-peak limiter will take off the programme.
 
@@ -226,38 +227,59 @@ def limiter_loss_db(
     before and after limiting. The encoded outputs are measured afterwards, and one that
     misses the target is corrected (:mod:`workers.audio.pipeline`), so the estimate only
     decides how often that happens. NaN when nothing was loud enough to meter.
+
+    The sampled blocks are independent, so ``threads`` limit them at once (numpy and SciPy
+    release the GIL); they are metered in order, so the estimate does not depend on it.
     """
-    weights = np.asarray(gains.track_gains, dtype=np.float32)
     before = GramMeter(SAMPLE_RATE, 1)
     after = GramMeter(SAMPLE_RATE, 1)
-    files = [open(path, "rb") for path in room.spills]  # noqa: SIM115
-    try:
-        for start in range(0, room.frames, block_frames * max(1, every)):
-            first = max(0, start - lead_in)
-            count = min(block_frames, room.frames - start)
-            span = start + count - first
-            for handle in files:
-                handle.seek(first * 4)
-            tracks = np.stack([np.fromfile(f, dtype=np.float32, count=span) for f in files])
-            if tracks.shape[1] != span:
-                raise OSError(f"spill files ended before frame {start + count}")
-            mixed = (weights @ tracks if len(files) else np.zeros(span, np.float32))[:, None]
-            limiter = TruePeakLimiter(SAMPLE_RATE, 1, ceiling_dbtp=gains.ceiling_dbtp)
-            limited = np.concatenate([limiter.process(mixed.astype(np.float64)), limiter.flush()])[
-                -count:, 0
-            ]
-            whole = count // before.subblock * before.subblock
-            if whole:
-                before.add(mixed[-count:, 0][None, :whole])
-                after.add(limited[None, :whole].astype(np.float32))
-    finally:
-        for handle in files:
-            handle.close()
+    starts = range(0, room.frames, block_frames * max(1, every))
+
+    def limited(start: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        return _limited_block(room, gains, start, min(block_frames, room.frames - start), lead_in)
+
+    with ThreadPoolExecutor(max(1, threads), "loss") as pool:
+        pending: list[Future[tuple[NDArray[np.float32], NDArray[np.float32]]]] = []
+        # A few blocks in flight, not the whole room's (memory stays a few blocks).
+        for start in starts:
+            pending.append(pool.submit(limited, start))
+            if len(pending) < 2 * max(1, threads):
+                continue
+            _meter_pair(before, after, *pending.pop(0).result())
+        for future in pending:
+            _meter_pair(before, after, *future.result())
     loudness_before = integrated_lufs(before.powers([1.0]))
     loudness_after = integrated_lufs(after.powers([1.0]))
     if not (math.isfinite(loudness_before) and math.isfinite(loudness_after)):
         return math.nan
     return max(0.0, loudness_before - loudness_after)
+
+
+def _limited_block(
+    room: DecodedRoom, gains: MixGains, start: int, count: int, lead_in: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The mix of frames [start, start + count) and the same limited, after a lead-in."""
+    first = max(0, start - lead_in)
+    span = start + count - first
+    tracks = np.stack(
+        [np.fromfile(path, dtype=np.float32, count=span, offset=first * 4) for path in room.spills]
+    ) if room.spills else np.zeros((0, span), np.float32)  # fmt: skip
+    if tracks.shape[1] != span:
+        raise OSError(f"spill files ended before frame {start + count}")
+    weights = np.asarray(gains.track_gains, dtype=np.float32)
+    mixed = (weights @ tracks if len(room.spills) else np.zeros(span, np.float32))[:, None]
+    limiter = TruePeakLimiter(SAMPLE_RATE, 1, ceiling_dbtp=gains.ceiling_dbtp)
+    out = np.concatenate([limiter.process(mixed.astype(np.float64)), limiter.flush()])
+    return mixed[-count:, 0], out[-count:, 0].astype(np.float32)
+
+
+def _meter_pair(
+    before: GramMeter, after: GramMeter, mixed: NDArray[np.float32], limited: NDArray[np.float32]
+) -> None:
+    whole = len(mixed) // before.subblock * before.subblock
+    if whole:
+        before.add(mixed[None, :whole])
+        after.add(limited[None, :whole])
 
 
 class Scaled:
