@@ -159,6 +159,9 @@ class PyAVSink:
             self._meter.add_packets(packets)
         return packets
 
+    def prepare(self, samples: NDArray[np.float32]) -> NDArray[np.float32]:
+        return samples  # PyAV converts the rate inside the encoder
+
     def write(self, samples: NDArray[np.float32]) -> None:
         frame = audio_frame(samples, self._channels, self._pts)
         self._pts += samples.size
@@ -266,13 +269,24 @@ class BlockEncoder:
 
     def write(self, block: NDArray[np.floating]) -> None:
         """Encode the next mono samples (float, 48 kHz)."""
+        self.write_prepared(self.prepare(block))
+
+    def prepare(self, block: NDArray[np.floating]) -> NDArray[np.float32]:
+        """The first half of :meth:`write`, which may run on another thread than the second
+        (:class:`ThreadedEncoder` runs it on the producer's): the trim and, for LAME, the
+        conversion to the MP3's rate. Blocks must be prepared in order."""
         samples = np.asarray(block, dtype=np.float32).reshape(-1)
         if samples.size == 0:
-            return
+            return samples
         if self.spec.trim_db:
             samples = samples * self._scale
         self.frames_in += samples.size
-        self._sink.write(samples)
+        return self._sink.prepare(samples)
+
+    def write_prepared(self, samples: NDArray[np.float32]) -> None:
+        """The second half of :meth:`write`: encode what :meth:`prepare` returned."""
+        if samples.size:
+            self._sink.write(samples)
 
     @property
     def loudness(self) -> LoudnessResult:
@@ -304,7 +318,9 @@ class ThreadedEncoder:
     """Runs a :class:`BlockEncoder` on its own thread behind a bounded queue.
 
     PyAV and ctypes (LAME) release the GIL while encoding, so the encoders of one render run
-    alongside the mix and limiter (numpy) instead of after them. At most ``depth`` blocks wait per encoder.
+    alongside the mix and limiter (numpy) instead of after them. At most ``depth`` blocks wait
+    per encoder. :meth:`BlockEncoder.prepare` (the trim, the MP3's rate conversion) runs on
+    the caller's thread: the encoder's own thread is a render's critical path.
     """
 
     encoder: BlockEncoder
@@ -323,14 +339,14 @@ class ThreadedEncoder:
         while (block := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self.encoder.write(block)
+                    self.encoder.write_prepared(block)
                 except Exception as exc:  # noqa: BLE001 - re-raised by write() and close()
                     self._error = exc
 
     def write(self, block: NDArray[np.floating]) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put(np.asarray(block, dtype=np.float32))
+        self._queue.put(self.encoder.prepare(block))
 
     @property
     def loudness(self) -> LoudnessResult:

@@ -4,9 +4,10 @@
 when the system library is installed:
 
 - the 48 kHz programme is converted to the MP3's rate by libswresample
-  (:mod:`workers.audio.resample`) and LAME is fed at its output rate — as ffmpeg's CLI does,
-  and 1.2 s of CPU per 10 min cheaper than LAME's own resampler on the encoder's thread, the
-  render's critical path;
+  (:mod:`workers.audio.resample`) in :meth:`LameSink.prepare` and LAME is fed at its output
+  rate, as ffmpeg's CLI does. That is 1.2 s of CPU per 10 min cheaper than LAME's own
+  resampler, and it runs on the producer's thread, not on the encoder's (the render's
+  critical path);
 - the file's first frame is LAME's placeholder, overwritten at the end with the Xing/LAME tag
   (frame count, encoder delay, padding: gapless playback);
 - with ``measure=True`` the bytes are also decoded and metered on a thread of their own
@@ -69,9 +70,12 @@ class LameSink:
         if self._meter is not None:
             self._meter.add_bytes(data)
 
+    def prepare(self, samples: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The next samples at the MP3's rate (in order; may run on another thread)."""
+        return samples if self._resampler is None else self._resampler.push(samples)
+
     def write(self, samples: NDArray[np.float32]) -> None:
-        if self._resampler is not None:
-            samples = self._resampler.push(samples)
+        """Encode samples :meth:`prepare` returned."""
         self._out(self._lame.encode(samples))
 
     def close(self) -> None:

@@ -13,6 +13,8 @@ from tests.workers.audio.rooms import speech_like
 from workers.audio.levels import GramMeter, integrated_lufs, range_lu
 
 RATE = 48_000
+#: The meter filters in float32 (workers/audio/levels.py): exact to float32 rounding, 1e-5 LU.
+EXACT_LU = 1e-4
 TRACKS = np.stack(
     [speech_like(12.0, seed=s, level=lvl) for s, lvl in ((1, 0.5), (2, 0.1), (3, 0.25))]
 )
@@ -35,8 +37,10 @@ def test_mix_loudness_from_grams_equals_measuring_the_mix(gains_db: list[float])
     meter = _meter([4800 * 7, 4800 * 33, 4800])
     mixed = np.asarray(gains) @ TRACKS
     truth = measure(mixed, RATE)
-    assert integrated_lufs(meter.powers(gains)) == pytest.approx(truth.integrated_lufs, abs=1e-6)
-    assert range_lu(meter.powers(gains)) == pytest.approx(truth.loudness_range_lu, abs=1e-6)
+    assert integrated_lufs(meter.powers(gains)) == pytest.approx(
+        truth.integrated_lufs, abs=EXACT_LU
+    )
+    assert range_lu(meter.powers(gains)) == pytest.approx(truth.loudness_range_lu, abs=EXACT_LU)
 
 
 def test_block_sizes_do_not_change_the_result() -> None:
@@ -49,7 +53,7 @@ def test_each_speaker_is_measured_alone_on_the_diagonal() -> None:
     meter = _meter([])
     for index in range(3):
         alone = measure(TRACKS[index], RATE).integrated_lufs
-        assert integrated_lufs(meter.speaker_powers(index)) == pytest.approx(alone, abs=1e-6)
+        assert integrated_lufs(meter.speaker_powers(index)) == pytest.approx(alone, abs=EXACT_LU)
 
 
 def test_silence_reads_minus_infinity_and_bad_shapes_are_refused() -> None:
