@@ -49,7 +49,7 @@ SHORT_TERM_SUBBLOCKS: Final = 30
 MONO_WEIGHT: Final = 2.0
 _SURROUND_51: Final = (1.0, 1.0, 1.0, 0.0, 1.41, 1.41)
 #: Largest block processed at once, bounding temporaries when a caller feeds a whole file.
-_CHUNK_FRAMES: Final = 1 << 16
+_CHUNK_FRAMES: Final = 1 << 18
 
 
 def k_weighting_sos(sample_rate: int) -> NDArray[np.float64]:
@@ -159,7 +159,6 @@ class LoudnessMeter:
         self._sos = k_weighting_sos(sample_rate)
         self._zi = np.zeros((2, 2, channels))
         self._peaks = TruePeakTracker(channels)
-        self._sample_peak = 0.0
         self._energies: list[float] = []
         self._partial_energy = 0.0
         self._frames_total = 0
@@ -192,7 +191,6 @@ class LoudnessMeter:
         if count == 0:
             return
         self._peaks.add(chunk)
-        self._sample_peak = max(self._sample_peak, float(np.max(np.abs(chunk))))
         filtered, self._zi = sosfilt(self._sos, chunk, axis=0, zi=self._zi)
         weighted = (filtered * filtered) @ self._weights
         first = self._frames_total
@@ -255,7 +253,7 @@ class LoudnessMeter:
             integrated_lufs=gated_loudness(momentary),
             loudness_range_lu=loudness_range(short),
             true_peak_dbtp=self._peaks.peak_db(),
-            sample_peak_dbfs=to_db(self._sample_peak),
+            sample_peak_dbfs=to_db(self._peaks.sample_peak),
             max_momentary_lufs=power_to_lufs(float(momentary.max()))
             if momentary.size
             else -math.inf,

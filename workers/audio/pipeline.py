@@ -307,7 +307,7 @@ def _produce(
     # target, within what the limiter's headroom allows. The trim is estimated before the mix
     # so the encoders run during it (one pass, not two); the encoded outputs are measured and
     # corrected below if the estimate missed.
-    loss = limiter_loss_db(room, gains, block_frames=block)
+    loss = limiter_loss_db(room, gains)
     trim = min(loss, max(0.0, opts.limiter_headroom_db - 0.3)) if math.isfinite(loss) else 0.0
     outputs: dict[str, OutputInfo] = {}
     stems = _stem_encoders(room, staging) if opts.extras and opts.stems else []

