@@ -4,3 +4,5 @@
 side used by tests and the Python client. Everything touching aiortc internals is in
 ``live.aiortc_seam``.
 """
+
+import core  # noqa: F401 - first: sets up numpy's BLAS before numpy loads (core/__init__.py)

@@ -7,3 +7,5 @@
 
 The timeline maths, sidecar and manifest are pure and live in :mod:`core.recording`.
 """
+
+import core  # noqa: F401 - first: sets up numpy's BLAS before numpy loads (core/__init__.py)

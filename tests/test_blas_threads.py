@@ -1,4 +1,5 @@
-"""Every entry point runs numpy's BLAS on one thread (core/__init__.py says why)."""
+"""Every entry point runs numpy's BLAS on one thread (core/__init__.py says why): each
+package's ``__init__`` imports ``core`` first, so even a module imported on its own does."""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ print(os.environ.get("OPENBLAS_NUM_THREADS"), threads)
 """
 
 
-@pytest.mark.parametrize("module", ["roomcast.cli", "workers.celery_entry"])
+@pytest.mark.parametrize(
+    "module",
+    ["roomcast.cli", "workers.celery_entry", "workers.audio.render", "live.mixer", "bench.export"],
+)
 def test_entry_points_load_blas_single_threaded(module: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     run = subprocess.run(
