@@ -14,6 +14,7 @@ a few blocks of samples whatever the room's length (10 s blocks: ~2 MB per speak
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +31,7 @@ from core.audio.timeline_plan import Segment as PlanSegment
 from core.audio.timeline_plan import Track as PlanTrack
 from core.recording.manifest import Manifest
 from workers.audio.decode import TrackDecoder, Warn
+from workers.audio.decode_ahead import DecodeAhead
 from workers.audio.levels import GramMeter, integrated_lufs
 from workers.audio.sources import SegmentSource
 
@@ -88,9 +90,11 @@ def decode_pass(
 ) -> DecodedRoom:
     """Pass 1: decode every track onto the timeline, spill it, meter it (see module doc).
 
-    With ``threads > 1`` the tracks of a block are decoded in parallel (libopus runs without
-    the GIL) while the previous block is spilled and metered on one more thread; warnings are
-    still reported in track order, so a render's record is the same whatever the scheduling.
+    The tracks are decoded on ``threads`` threads (libopus runs without the GIL), each track
+    ahead of the block being spilled (:class:`~workers.audio.decode_ahead.DecodeAhead`), and
+    each block is spilled and metered on one more thread while the next ones decode; warnings
+    are still reported in block and track order, so a render's record is the same whatever
+    the scheduling.
     """
     ids = tuple(track.track_id for track in tracks)
     by_id = {track.participant_id: track for track in manifest.tracks}
@@ -98,46 +102,35 @@ def decode_pass(
     decoders = [
         TrackDecoder(source, by_id[tid].segments, notes[row].append) for row, tid in enumerate(ids)
     ]
-    rows = {tid: row for row, tid in enumerate(ids)}
+
+    def taken(row: int) -> list[str]:
+        found, notes[row][:] = list(notes[row]), []
+        return found
+
+    place = [functools.partial(_place, decoder) for decoder in decoders]
+    blocks = list(plan_mix(tracks, span, block_frames))
+    ahead = DecodeAhead(blocks, {tid: row for row, tid in enumerate(ids)}, place, taken,
+                        threads=threads)  # fmt: skip
     spills = tuple(spill_dir / f"track-{index:03d}.f32" for index in range(len(ids)))
     meter = GramMeter(SAMPLE_RATE, len(ids))
     files: list[BinaryIO] = [open(path, "wb") for path in spills]  # noqa: SIM115
-    pool = ThreadPoolExecutor(threads, "decode") if threads > 1 and len(ids) > 1 else None
-    # Spilling and metering block k (one thread, in order) overlaps decoding block k + 1.
-    spiller = ThreadPoolExecutor(1, "spill") if pool is not None else None
+    # Spilling and metering block k (one thread, in order) overlaps decoding the next ones.
+    spiller = ThreadPoolExecutor(1, "spill")
     spilled: Future[None] | None = None
     try:
-        for block in plan_mix(tracks, span, block_frames):
-            samples = np.zeros((len(ids), block.frames), dtype=np.float32)
-            by_row: dict[int, list[Read]] = {}
-            for read in block.reads:
-                by_row.setdefault(rows[read.track_id], []).append(read)
-
-            jobs = [(decoders[row], samples[row], reads) for row, reads in by_row.items()]
-            if pool is None:
-                for job in jobs:
-                    _place(*job)
-            else:
-                for future in [pool.submit(_place, *job) for job in jobs]:
-                    future.result()
-            for row in range(len(ids)):
-                for note in notes[row]:
-                    warn(note)
-                notes[row].clear()
-            if spiller is None:
-                _spill(files, meter, samples)
-            else:
-                if spilled is not None:
-                    spilled.result()
-                spilled = spiller.submit(_spill, files, meter, samples)
+        for block, samples, warnings in ahead:
+            for message in warnings:
+                warn(message)
+            if spilled is not None:
+                spilled.result()
+            spilled = spiller.submit(_spill, files, meter, samples)
             if progress is not None:
                 progress("decode", block.start + block.frames - span.start, span.frames)
         if spilled is not None:
             spilled.result()
     finally:
-        for executor in (pool, spiller):
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
+        ahead.close()
+        spiller.shutdown(wait=True, cancel_futures=True)
         for handle in files:
             handle.close()
         for decoder in decoders:
