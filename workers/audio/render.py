@@ -141,7 +141,7 @@ def decode_pass(
 def _spill(files: Sequence[BinaryIO], meter: GramMeter, samples: NDArray[np.float32]) -> None:
     """Append a decoded block to the tracks' spill files and the loudness meter."""
     for row, handle in enumerate(files):
-        handle.write(samples[row].tobytes())
+        samples[row].tofile(handle)
     meter.add(samples)
 
 
