@@ -252,10 +252,12 @@ Each roomcast figure includes the process's start-up (Python and its imports, ~1
 mostly SciPy); ffmpeg's start-up is negligible.
 
 Goals (issue 5): MP3 path ≤ 0.5 × ffmpeg's time, all outputs ≤ 1 ×, ≤ 500 MB. How the time is
-spent (docs/post-production.md, "Pipeline"): Opus decoded by the system's libopus on two threads;
-then one pass that mixes, limits and feeds every encoder on its own thread (MP3 by the system's
-libmp3lame at LAME's default quality 3, the same encoder and quality as ffmpeg's), each encoder's
-output decoded and metered as it is written. The machine is shared: compare ratios, not seconds.
+spent (docs/post-production.md, "Pipeline"): Opus decoded by the system's libopus on two threads,
+each track running ahead of the block being metered; a limiter-loss estimate from 1 s in every
+10 s; then one pass that mixes, limits and feeds every encoder on its own thread (MP3 by the
+system's libmp3lame at LAME's default quality 3, fed at 44.1 kHz by libswresample: the same
+encoder, quality and resampler as ffmpeg's), each encoder's output decoded and metered as it is
+written; numpy's BLAS single-threaded. The machine is shared: compare ratios, not seconds.
 
 {_verdict(ratios)}
 """
