@@ -195,7 +195,7 @@ def main(argv: list[str]) -> int:
             rss[name].append(peak_mb)
             print(f"{name}: {wall:.1f} s, {peak_mb} MB", flush=True)
     base = median(walls["ffmpeg amix,loudnorm + libmp3lame"])
-    rows = []
+    rows: list[list[object]] = []
     for name, (_, output) in contenders.items():
         integrated, peak = ebur128(output)
         rows.append([name, median(walls[name]), median(walls[name]) / base, integrated, peak,
@@ -209,7 +209,7 @@ def main(argv: list[str]) -> int:
     print(f"(each peak RSS includes up to {own} MB inherited from the benchmark process)")
     if not args.quick:
         shown = "python -m bench.export" + (f" --minutes {args.minutes:g}" if args.minutes else "")
-        ratios = {row[0]: (row[2], row[5]) for row in rows}
+        ratios = {name: (median(walls[name]) / base, int(median(rss[name]))) for name in contenders}
         write_section("export", _section(shown, minutes, args.repeat, table, own, ratios))
     return 0
 

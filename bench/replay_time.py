@@ -24,11 +24,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.export import DEFAULT_CACHE, SPEAKERS, room_dir
 from bench.report import machine_line, markdown_table, write_section
+
+if TYPE_CHECKING:
+    from core.recording.manifest import Manifest
+    from workers.context import WorkerContext
 
 SEGMENT = 30 * 48_000
 
@@ -44,7 +49,7 @@ class Figures:
     mp3_lufs_full: float | None
 
 
-def _context(var: Path, redis_url: str) -> object:
+def _context(var: Path, redis_url: str) -> WorkerContext:
     from core.adapters.db import migrate
     from tests.workers.postprod_support import ensure_room, worker_settings
     from workers.app import create_app
@@ -57,10 +62,10 @@ def _context(var: Path, redis_url: str) -> object:
     return context
 
 
-def _lufs(context: object, recording_id: str) -> float | None:
+def _lufs(context: WorkerContext, recording_id: str) -> float | None:
     from tests.workers.postprod_support import replay_of
 
-    view = replay_of(context.sessions, recording_id)  # type: ignore[attr-defined]
+    view = replay_of(context.sessions, recording_id)
     if view is None or "mp3" not in view.outputs:
         return None
     loudness = view.outputs["mp3"].loudness or {}
@@ -82,8 +87,8 @@ def measure(room: Path, minutes: float, redis_url: str, work: Path) -> Figures:
     # Live: a copy of the manifest under a fresh recording id (keys carry the id).
     live_id = "bench-live"
     manifest = _renamed(base, live_id)
-    feeder = LiveFeeder(context.storage, room, manifest)  # type: ignore[attr-defined]
-    state = {"now": 0, "landing": 0.0, "ended_at": 0.0}
+    feeder = LiveFeeder(context.storage, room, manifest)
+    state = {"now": 0.0, "landing": 0.0, "ended_at": 0.0}
 
     def sleep(_seconds: float) -> None:  # the follower caught up: the next 30 s land
         started = time.perf_counter()
@@ -92,22 +97,22 @@ def measure(room: Path, minutes: float, redis_url: str, work: Path) -> Figures:
             feeder.end()
             state["ended_at"] = time.perf_counter()
         else:
-            feeder.land_until(state["now"])
+            feeder.land_until(int(state["now"]))
         state["landing"] += time.perf_counter() - started
 
     heartbeat = Heartbeat(redis_client(redis_url), live_id)
     began = time.perf_counter()
-    outcome = run_follow(context, live_id, heartbeat=heartbeat, sleep=sleep)  # type: ignore[arg-type]
+    outcome = run_follow(context, live_id, heartbeat=heartbeat, sleep=sleep)
     ready = time.perf_counter()
     following = state["ended_at"] - began - state["landing"]
     live_lufs = _lufs(context, live_id)
 
     # Full render at room end: everything stored, then the current end-of-room task.
     full_id = "bench-full"
-    full = LiveFeeder(context.storage, room, _renamed(base, full_id))  # type: ignore[attr-defined]
+    full = LiveFeeder(context.storage, room, _renamed(base, full_id))
     full.end()
     started = time.perf_counter()
-    run_render(context, full_id)  # type: ignore[arg-type]
+    run_render(context, full_id)
     full_time = time.perf_counter() - started
     return Figures(
         minutes=minutes,
@@ -120,16 +125,14 @@ def measure(room: Path, minutes: float, redis_url: str, work: Path) -> Figures:
     )
 
 
-def _renamed(manifest: object, recording_id: str) -> object:
-    from dataclasses import replace
-
+def _renamed(manifest: Manifest, recording_id: str) -> Manifest:
     tracks = tuple(
         replace(track, segments=tuple(
             replace(s, key=s.key.replace("recordings/bench/", f"recordings/{recording_id}/"))
             for s in track.segments))
-        for track in manifest.tracks  # type: ignore[attr-defined]
+        for track in manifest.tracks
     )  # fmt: skip
-    return replace(manifest, recording_id=recording_id, tracks=tracks)  # type: ignore[type-var]
+    return replace(manifest, recording_id=recording_id, tracks=tracks)
 
 
 def run_one(cache: Path, minutes: float) -> Figures:
