@@ -51,16 +51,9 @@ from workers.audio.live_gains import (
     ramp_curve,
 )
 from workers.audio.live_stems import LiveStems
-from workers.audio.pipeline import (
-    LOSSY,
-    OutputInfo,
-    RenderOptions,
-    RenderResult,
-    publish_staged,
-    write_extras,
-    write_json,
-)
+from workers.audio.options import LOSSY, OutputInfo, RenderOptions, RenderResult
 from workers.audio.sources import SegmentSource
+from workers.audio.staging import publish_staged, write_extras, write_json
 
 SAMPLE_RATE = 48_000
 SUBBLOCK = SAMPLE_RATE // 10

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from core.recording.manifest import Manifest
 from workers.audio.encode import BlockEncoder, EncodeSpec, ThreadedEncoder
-from workers.audio.pipeline import stem_filename, zip_stems
+from workers.audio.staging import stem_filename, zip_stems
 
 
 class LiveStems:

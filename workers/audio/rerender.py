@@ -45,11 +45,11 @@ from workers.audio.pipeline import (
     RenderResult,
     render_decoded,
     render_replay,
-    stem_filename,
     trimmed_span,
 )
 from workers.audio.render import SAMPLE_RATE, DecodedRoom, Progress, plan_tracks
 from workers.audio.sources import SegmentSource
+from workers.audio.staging import stem_filename
 
 log = logging.getLogger(__name__)
 
