@@ -53,7 +53,7 @@ from workers.audio.live_gains import (
 from workers.audio.live_stems import LiveStems
 from workers.audio.options import LOSSY, OutputInfo, RenderOptions, RenderResult
 from workers.audio.sources import SegmentSource
-from workers.audio.staging import publish_staged, write_extras, write_json
+from workers.audio.staging import publish_staged, write_extras, write_json, write_waveform
 
 SAMPLE_RATE = 48_000
 SUBBLOCK = SAMPLE_RATE // 10
@@ -322,9 +322,7 @@ class LiveRender:
             if archive is not None:
                 outputs["stems"] = OutputInfo("stems", archive)
         if self._waveform is not None:
-            path = self.staging / "waveform.json"
-            write_json(path, self._waveform.document())
-            outputs["waveform"] = OutputInfo("waveform", path)
+            outputs["waveform"] = write_waveform(self.staging, self._waveform)
         if self.options.extras:
             powers = {
                 tid: np.concatenate([np.zeros(t.joined // SUBBLOCK), t.meter.speaker_powers(0)])

@@ -24,7 +24,7 @@ from workers.audio.render import (
     programme_pass,
 )
 from workers.audio.shared_aac import SharedAacEncoder
-from workers.audio.staging import stem_filename, write_json
+from workers.audio.staging import stem_filename, write_waveform
 
 #: The key of the one encoder that writes both the M4A and the HLS segments.
 _SHARED_AAC = "m4a+hls"
@@ -64,9 +64,7 @@ def encode_programme(
             enc.abort()
         raise
     if peaks is not None:
-        path = staging / "waveform.json"
-        write_json(path, peaks.document())
-        outputs["waveform"] = OutputInfo("waveform", path)
+        outputs["waveform"] = write_waveform(staging, peaks)
     return outputs
 
 

@@ -53,7 +53,13 @@ from workers.audio.render import (
     plan_tracks,
 )
 from workers.audio.sources import SegmentSource
-from workers.audio.staging import publish_staged, write_extras, write_json, zip_stems
+from workers.audio.staging import (
+    publish_staged,
+    write_extras,
+    write_json,
+    write_waveform,
+    zip_stems,
+)
 
 __all__ = ["LOSSY", "OutputInfo", "RenderOptions", "RenderResult", "render_decoded",
            "render_replay", "trimmed_span"]  # fmt: skip
@@ -204,9 +210,7 @@ def _produce(
             enc.abort()
         raise
     if peaks is not None:
-        path = staging / "waveform.json"
-        write_json(path, peaks.document())
-        outputs["waveform"] = OutputInfo("waveform", path)
+        outputs["waveform"] = write_waveform(staging, peaks)
     if opts.measure_outputs:
         outputs = measured(outputs, progress)
         outputs = corrected(programme, opts, outputs, trim, staging, block, progress, warn)

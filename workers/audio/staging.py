@@ -15,7 +15,12 @@ from typing import Any
 
 from core.feeds.chapters import render_chapters
 from core.recording.manifest import Manifest
-from workers.audio.analysis import chapters_from, speaker_turns, timeline_document
+from workers.audio.analysis import (
+    WaveformBuilder,
+    chapters_from,
+    speaker_turns,
+    timeline_document,
+)
 from workers.audio.options import OutputInfo, RenderResult
 from workers.audio.render import SAMPLE_RATE
 
@@ -89,3 +94,10 @@ def write_extras(
         "timeline": OutputInfo("timeline", timeline),
         "chapters": OutputInfo("chapters", chapters),
     }
+
+
+def write_waveform(staging: Path, peaks: WaveformBuilder) -> OutputInfo:
+    """The player's waveform peaks, as ``waveform.json`` in ``staging``."""
+    path = staging / "waveform.json"
+    write_json(path, peaks.document())
+    return OutputInfo("waveform", path)
