@@ -31,25 +31,26 @@ after ``on_segment_closed`` on the same thread, so a FIFO uploader fed by both s
 document only after the closed segments' files. While no segment is open (everyone muted),
 the idle tick also publishes — at most once a second, when the watermark moves — with "now" the
 writer's monotonic clock, since an empty queue means no packet yet to come arrived before it.
+
+Each track's state, and the segment files themselves (sidecar first, hashed while written,
+sealed with fsync), are :mod:`recorder.track_state`; this module is the queue, the thread and
+the decisions of when to open, close and publish.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import queue
 import threading
 import time
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from core.recording.progress import DEFAULT_MARGIN_SAMPLES, RecordingProgress, compute_watermark
-from core.recording.sidecar import SegmentSidecar, SegmentTiming
+from core.recording.sidecar import SegmentSidecar
 from core.recording.timeline import (
     AudioPacket,
     Gap,
@@ -59,8 +60,8 @@ from core.recording.timeline import (
     TimelineEvent,
     TrackTimeline,
 )
-from recorder.ogg_opus import OggOpusWriter
-from recorder.spool import RecordingSpool, atomic_write, fsync_dir
+from recorder.spool import RecordingSpool
+from recorder.track_state import SegmentFile, TrackState
 
 SegmentClosed = Callable[[SegmentSidecar, Path], None]
 ProgressMade = Callable[[RecordingProgress], object]  #: the result is ignored
@@ -89,48 +90,6 @@ class WriterHealth:
     lost_packets: int
     late_packets: int
     duplicate_packets: int
-
-
-class _HashingFile:
-    """A file that hashes what is written, so closing a segment needs no read-back."""
-
-    def __init__(self, path: Path) -> None:
-        self.raw: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by the segment
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes | bytearray) -> int:
-        self.raw.write(data)
-        self.sha256.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self.raw.flush()
-
-
-@dataclass(slots=True)
-class _Segment:
-    timing: SegmentTiming
-    file: _HashingFile
-    ogg: OggOpusWriter
-    path: Path
-    sidecar_path: Path
-
-
-@dataclass(slots=True)
-class _Track:
-    timeline: TrackTimeline
-    display_name: str = ""
-    next_index: int = 0
-    ssrc: int = 0
-    position: int | None = None  #: stream time where the next written sample goes
-    segment: _Segment | None = None
-    failed: str | None = None
-    closed: list[SegmentSidecar] = field(default_factory=list)
-    last_arrival: float | None = None  #: monotonic arrival of the latest packet handled
-    #: (stream, lowest anchor of its closed segments): the manifest places a stream by it.
-    anchor_floor: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +159,7 @@ class SegmentWriter:
         self._closed_since_progress = False
         self._watermark = 0
         self._lost_start: int | None = None  #: earliest start of a segment a disk error cut
-        self._tracks: dict[str, _Track] = {}
+        self._tracks: dict[str, TrackState] = {}
         self._dropped = 0
         self._segments_closed = 0
         self._reason: str | None = None
@@ -304,7 +263,7 @@ class SegmentWriter:
     def _handle(self, item: _Message) -> None:
         track = self._tracks.get(item.participant_id)
         if track is None:
-            track = self._tracks[item.participant_id] = _Track(TrackTimeline(self.clock))
+            track = self._tracks[item.participant_id] = TrackState(TrackTimeline(self.clock))
         if isinstance(item, _Rtp | _Sr):
             self._latest_arrival = max(self._latest_arrival or item.arrival, item.arrival)
         if isinstance(item, _Rtp):
@@ -380,7 +339,7 @@ class SegmentWriter:
         seen = [t for t in (self._latest_arrival, idle_now) if t is not None]
         now = self.clock.samples_at(max(seen)) if seen else 0
         starts = [
-            self._room_start(track, track.segment)
+            track.room_start(track.segment)
             for track in self._tracks.values()
             if track.segment is not None
         ]
@@ -402,21 +361,13 @@ class SegmentWriter:
         except Exception:  # a progress consumer must never stop the recording
             logger.exception("recording %s: progress callback failed", self.spool.recording_id)
 
-    @staticmethod
-    def _room_start(track: _Track, segment: _Segment) -> int:
-        """The segment's start on the room timeline as the manifest would place it now."""
-        anchor = segment.timing.anchor
-        if track.anchor_floor is not None and track.anchor_floor[0] == segment.timing.stream:
-            anchor = min(anchor, track.anchor_floor[1])
-        return anchor + segment.timing.stream_start
-
     def _finish(self, participant_id: str) -> None:
         track = self._tracks[participant_id]
         self._apply(participant_id, track, track.timeline.flush())
         self._close_segment(track)
         track.failed = None
 
-    def _apply(self, participant_id: str, track: _Track, events: list[TimelineEvent]) -> None:
+    def _apply(self, participant_id: str, track: TrackState, events: list[TimelineEvent]) -> None:
         try:
             for event in events:
                 if track.failed is not None:
@@ -433,7 +384,7 @@ class SegmentWriter:
         except OSError as exc:
             self._fail(track, exc)
 
-    def _write_gap(self, track: _Track, gap: Gap) -> None:
+    def _write_gap(self, track: TrackState, gap: Gap) -> None:
         segment = track.segment
         if track.position is None:
             return
@@ -446,91 +397,49 @@ class SegmentWriter:
         segment.timing.add_gap(gap, written)
         track.position += written
 
-    def _write_audio(self, participant_id: str, track: _Track, packet: AudioPacket) -> None:
+    def _write_audio(self, participant_id: str, track: TrackState, packet: AudioPacket) -> None:
         if track.position is None:
             track.position = packet.timestamp
         segment = track.segment
         if segment is None or segment.timing.duration >= self._segment_samples:
             self._close_segment(track)
-            segment = self._open_segment(participant_id, track, packet, track.position)
+            segment = track.open_segment(
+                self.spool,
+                participant_id,
+                packet,
+                track.position,
+                sample_rate=self.clock.sample_rate,
+            )
         segment.ogg.write_packet(packet.payload, packet.samples)
         segment.timing.add_packet(packet)
         track.position += packet.samples
 
-    def _open_segment(
-        self, participant_id: str, track: _Track, first: AudioPacket, position: int
-    ) -> _Segment:
-        index = track.next_index
-        track.next_index += 1
-        timing = SegmentTiming.opening(
-            first,
-            recording_id=self.spool.recording_id,
-            participant_id=participant_id,
-            display_name=track.display_name,
-            index=index,
-            key=self.spool.segment_key(participant_id, index),
-            ssrc=track.ssrc,
-            stream_start=position,
-        )
-        path = self.spool.segment_path(participant_id, index)
-        sidecar_path = self.spool.sidecar_path(participant_id, index)
-        # Sidecar first: a segment file on disk must always be placeable after a crash.
-        atomic_write(sidecar_path, timing.snapshot("open").to_json().encode())
-        file = _HashingFile(path)
-        ogg = OggOpusWriter(
-            file,
-            serial=zlib.crc32(participant_id.encode()) ^ index,
-            flush_samples=self.clock.sample_rate,
-            comments={
-                "ROOMCAST_RECORDING": self.spool.recording_id,
-                "ROOMCAST_PARTICIPANT": participant_id,
-            },
-        )
-        track.segment = _Segment(timing, file, ogg, path, sidecar_path)
-        return track.segment
-
-    def _close_segment(self, track: _Track) -> None:
+    def _close_segment(self, track: TrackState) -> None:
         segment, track.segment = track.segment, None
         if segment is None:
             return
         try:
-            segment.ogg.close()
-            segment.file.flush()
-            os.fsync(segment.file.raw.fileno())
-            segment.file.raw.close()
-            fsync_dir(segment.path.parent)
-            car = segment.timing.snapshot("closed").with_file(
-                size=segment.file.size, sha256=segment.file.sha256.hexdigest(), state="closed"
-            )
-            atomic_write(segment.sidecar_path, car.to_json().encode())
+            car = segment.seal()
         except OSError as exc:
             self._cut(track, segment)
             self._fail(track, exc)
             return
-        floor = track.anchor_floor
-        if floor is None or floor[0] != car.stream:
-            track.anchor_floor = (car.stream, car.anchor)
-        else:
-            track.anchor_floor = (car.stream, min(floor[1], car.anchor))
-        track.closed.append(car)
+        track.record_closed(car)
         self._segments_closed += 1
         self._closed_since_progress = True
         if self._on_closed is not None:
             self._on_closed(car, segment.path)
 
-    def _cut(self, track: _Track, segment: _Segment) -> None:
+    def _cut(self, track: TrackState, segment: SegmentFile) -> None:
         """A segment a disk error left in the spool (stored only by the final sweep): the
         watermark stays below it for the rest of the recording."""
-        start = self._room_start(track, segment)
+        start = track.room_start(segment)
         self._lost_start = start if self._lost_start is None else min(self._lost_start, start)
 
-    def _fail(self, track: _Track, exc: OSError) -> None:
+    def _fail(self, track: TrackState, exc: OSError) -> None:
         track.failed = f"recorder disk error: {exc.strerror or exc}"
         self._reason = track.failed
         segment, track.segment = track.segment, None
         if segment is not None:
             self._cut(track, segment)
-            try:
-                segment.file.raw.close()
-            except OSError:
-                pass
+            segment.abandon()

@@ -19,11 +19,11 @@ For every file the thread:
    restarted node can always rebuild the manifest.
 
 :class:`~core.errors.StorageUnavailable` is retried for ever with exponential backoff and full
-jitter (:func:`backoff_delay`, pure) while :meth:`Uploader.health` reports ``degraded``: the
-room keeps recording to the spool and nothing is lost. Other failures (a checksum mismatch, a
-key the backend refuses) are retried a few times, then the file is left in the spool and named
-in ``health().reason``. A full queue never blocks the writer: the file stays on disk and the
-finalize/recovery sweep uploads it.
+jitter (:mod:`recorder.retry`: one loop for files and progress) while :meth:`Uploader.health`
+reports ``degraded``: the room keeps recording to the spool and nothing is lost. Other
+failures (a checksum mismatch, a key the backend refuses) are retried a few times, then the file
+is left in the spool and named in ``health().reason``. A full queue never blocks the writer:
+the file stays on disk and the finalize/recovery sweep uploads it.
 
 Progress documents (:meth:`Uploader.on_progress`, ``recordings/<id>/progress.json``, see
 :mod:`core.recording.progress`) travel the same FIFO queue, so one is written only after every
@@ -45,41 +45,44 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from core.errors import ObjectNotFound, StorageError, StorageUnavailable, UploadRejected
 from core.recording.progress import RecordingProgress, progress_key
 from core.recording.sidecar import SegmentSidecar
 from core.storage import ObjectInfo, Storage
+from recorder.retry import (
+    DEFAULT_RETRY,
+    GaveUp,
+    RetryPolicy,
+    Succeeded,
+    backoff_delay,
+    retry_storage,
+)
+
+# The retry policy and backoff moved to recorder.retry; they stay importable from here.
+__all__ = [
+    "DEFAULT_RETRY",
+    "FileDigest",
+    "ProgressItem",
+    "RetryPolicy",
+    "UploadItem",
+    "Uploader",
+    "UploaderHealth",
+    "backoff_delay",
+    "confirm_stored",
+    "digest_file",
+    "etag_is_md5",
+    "segment_items",
+    "upload_item",
+    "upload_now",
+    "write_progress",
+]
 
 logger = logging.getLogger(__name__)
 
 _HASH_CHUNK = 256 * 1024
 _MD5_HEX = frozenset("0123456789abcdef")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter: ``uniform(0, min(cap, initial * factor**n))``."""
-
-    initial_seconds: float = 0.5
-    max_seconds: float = 30.0
-    factor: float = 2.0
-    #: Attempts for failures that are not "storage unavailable" (mismatch, refused key).
-    permanent_attempts: int = 3
-
-
-#: The retry policy used when a caller names none.
-DEFAULT_RETRY = RetryPolicy()
-
-
-def backoff_delay(policy: RetryPolicy, attempt: int, unit_random: float) -> float:
-    """Seconds to wait before retry ``attempt`` (0 = the first retry); ``unit_random`` in [0, 1).
-
-    Full jitter (AWS architecture blog, "Exponential Backoff And Jitter") spreads the retries of
-    many nodes that lost storage at the same moment instead of having them return in lockstep.
-    """
-    ceiling = min(policy.max_seconds, policy.initial_seconds * policy.factor ** min(attempt, 64))
-    return max(0.0, min(1.0, unit_random)) * ceiling
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +225,7 @@ class UploaderHealth:
 
 
 _STOP = object()
+_T = TypeVar("_T")
 
 
 class Uploader:
@@ -347,68 +351,71 @@ class Uploader:
                     self._outstanding -= 1
                     self._idle.notify_all()
 
-    def _upload_with_retries(self, item: UploadItem) -> None:
-        unavailable_attempts = 0
-        other_attempts = 0
-        while not self._stopping.is_set():
-            try:
-                stored = upload_item(self.storage, item)
-            except StorageUnavailable as exc:
-                with self._lock:
-                    self._retries += 1
-                    self._unavailable = f"storage unavailable, retrying: {exc.message}"
-                delay = backoff_delay(self.policy, unavailable_attempts, self._random())
-                unavailable_attempts += 1
-                self._stopping.wait(delay)
-                continue
-            except (UploadRejected, OSError) as exc:
-                other_attempts += 1
-                with self._lock:
-                    self._retries += 1
-                if other_attempts >= self.policy.permanent_attempts:
-                    with self._lock:
-                        self._failed.append(f"{item.path}: {exc}")
-                        self._progress_stopped = self._progress_stopped or f"{item.path} failed"
-                    return
-                self._stopping.wait(backoff_delay(self.policy, other_attempts, self._random()))
-                continue
+    def _retry(
+        self,
+        action: Callable[[], _T],
+        *,
+        permanent: tuple[type[Exception], ...],
+        abandon: Callable[[], bool] | None = None,
+        log_key: str | None = None,
+    ) -> Succeeded[_T] | GaveUp | None:
+        """:func:`~recorder.retry.retry_storage` on this thread: every failed attempt counts in
+        ``health().retries``, an outage marks the uploader degraded until the caller's success
+        clears it, and closing interrupts a backoff. ``log_key``: log each failure under it."""
+
+        def unavailable(exc: StorageUnavailable) -> None:
+            if log_key is not None:
+                logger.warning("%s: storage unavailable, retrying: %s", log_key, exc.message)
             with self._lock:
-                self._uploaded += int(stored)
+                self._retries += 1
+                self._unavailable = f"storage unavailable, retrying: {exc.message}"
+
+        def failed(exc: Exception, attempt: int) -> None:
+            if log_key is not None:
+                logger.warning("%s: not written (attempt %d): %s", log_key, attempt, exc)
+            with self._lock:
+                self._retries += 1
+
+        return retry_storage(
+            action,
+            policy=self.policy,
+            permanent=permanent,
+            unit_random=self._random,
+            wait=self._stopping.wait,
+            stopped=self._stopping.is_set,
+            abandon=abandon or (lambda: False),
+            on_unavailable=unavailable,
+            on_failure=failed,
+        )
+
+    def _upload_with_retries(self, item: UploadItem) -> None:
+        outcome = self._retry(
+            lambda: upload_item(self.storage, item), permanent=(UploadRejected, OSError)
+        )
+        with self._lock:
+            if isinstance(outcome, Succeeded):
+                self._uploaded += int(outcome.value)
                 self._unavailable = None
-            return
+            elif isinstance(outcome, GaveUp):
+                self._failed.append(f"{item.path}: {outcome.error}")
+                self._progress_stopped = self._progress_stopped or f"{item.path} failed"
 
     def _write_progress_with_retries(self, item: ProgressItem) -> None:
-        key = progress_key(item.progress.recording_id)
-        unavailable_attempts = 0
-        other_attempts = 0
-        while not self._stopping.is_set():
+        def superseded() -> bool:  # by a newer document, or progress is no longer trustworthy
             with self._lock:
-                if item.sequence < self._progress_sequence or self._progress_stopped:
-                    return  # superseded by a newer document, or no longer trustworthy
-            try:
-                write_progress(self.storage, item.progress)
-            except StorageUnavailable as exc:
-                logger.warning("%s: storage unavailable, retrying: %s", key, exc.message)
-                with self._lock:
-                    self._retries += 1
-                    self._unavailable = f"storage unavailable, retrying: {exc.message}"
-                delay = backoff_delay(self.policy, unavailable_attempts, self._random())
-                unavailable_attempts += 1
-                self._stopping.wait(delay)
-                continue
-            except StorageError as exc:
-                other_attempts += 1
-                logger.warning("%s: not written (attempt %d): %s", key, other_attempts, exc)
-                with self._lock:
-                    self._retries += 1
-                if other_attempts >= self.policy.permanent_attempts:
-                    return  # the next progress document (or the manifest) replaces it
-                self._stopping.wait(backoff_delay(self.policy, other_attempts, self._random()))
-                continue
+                return item.sequence < self._progress_sequence or bool(self._progress_stopped)
+
+        outcome = self._retry(
+            lambda: write_progress(self.storage, item.progress),
+            permanent=(StorageError,),
+            abandon=superseded,
+            log_key=progress_key(item.progress.recording_id),
+        )
+        # Given up: the next progress document (or the manifest) replaces this one.
+        if isinstance(outcome, Succeeded):
             with self._lock:
                 self._progress_written += 1
                 self._unavailable = None
-            return
 
 
 def upload_now(
