@@ -143,7 +143,9 @@ def serve_roomcast(port: int, secret: str) -> int:
     import aioice.stun
 
     from live.node import LiveNode, create_live_app
+    from live.process import prepare_live_process
 
+    prepare_live_process()  # as every entry point that runs a live node
     aioice.stun.RETRY_MAX, aioice.stun.RETRY_RTO = 2, 0.2
     settings = bench_settings(secret)
 

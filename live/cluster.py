@@ -37,6 +37,7 @@ from core.settings import Settings, load_settings
 from live.edge import EdgeNode
 from live.metrics import LiveSnapshot, LoopLagMonitor, mount_metrics, sessions_snapshot
 from live.node import LiveNode
+from live.process import prepare_live_process
 from live.registry import Registry
 from live.relay import RelayIndex, create_relay_router
 from live.signaling import _serve
@@ -200,5 +201,7 @@ def create_cluster_app(settings: Settings, *, cluster: ClusterNode | None = None
 
 
 def app_from_env() -> FastAPI:
-    """uvicorn factory: settings from ``ROOMCAST_*`` (one build per process)."""
+    """uvicorn factory: settings from ``ROOMCAST_*`` (one build per process); prepares the
+    process for a live node."""
+    prepare_live_process()
     return create_cluster_app(load_settings())

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from live.aiortc_seam import DirectRoute, SrtpOutlet, send_direct
-from live.forwarding import RTP_HEADER, PacketQueueTrack
+from live.forwarding import RTP_HEADER, PacketQueueTrack, bind_waiting
 
 __all__ = ["Fanout"]
 
@@ -80,7 +80,13 @@ class Fanout:
         Returns (sent, dropped): dropped counts bound listeners that could not take it (not
         connected yet, or any more). Unbound tracks are in neither count.
         """
-        dropped = self._admit() if self._waiting else 0
+        dropped = 0
+        if self._waiting:
+            routed, dropped = bind_waiting(self._waiting, self._routes, drop_unbound=False)
+            if routed:
+                for track in routed:
+                    self._track_of[self._routes[track].outlet] = track
+                self._groups = None
         groups = self._groups
         if groups is None:
             groups = self._groups = self._regroup()
@@ -102,8 +108,7 @@ class Fanout:
         """
         if track not in self._waiting or not track.bound:
             return False
-        outlet = track.outlet()
-        route = None if outlet is None else outlet.direct_route()
+        route = track.direct_route()
         if route is None:
             return False
         self._waiting.discard(track)
@@ -116,23 +121,6 @@ class Fanout:
         if failed:
             self._unroute(failed)
         return not failed
-
-    def _admit(self) -> int:
-        """Route the waiting bound tracks that are connected now; how many still are not."""
-        missing = 0
-        for track in list(self._waiting):
-            if not track.bound:
-                continue
-            outlet = track.outlet()
-            route = None if outlet is None else outlet.direct_route()
-            if route is None:
-                missing += 1
-                continue
-            self._waiting.discard(track)
-            self._routes[track] = route
-            self._track_of[route.outlet] = track
-            self._groups = None
-        return missing
 
     def _unroute(self, outlets: list[SrtpOutlet]) -> None:
         for outlet in outlets:

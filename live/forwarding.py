@@ -22,7 +22,7 @@ import asyncio
 import random
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpTransceiver
@@ -46,6 +46,7 @@ __all__ = [
     "Forwarder",
     "PacketQueueTrack",
     "TimestampRebaser",
+    "bind_waiting",
     "close_segment",
     "open_segment",
     "unwrap_delta",
@@ -154,6 +155,12 @@ class PacketQueueTrack(MediaStreamTrack):
             outlet = self._outlet = srtp_outlet(self._transceiver)
         return outlet
 
+    def direct_route(self) -> DirectRoute | None:
+        """A pre-bound route to send on now (:meth:`SrtpOutlet.direct_route`), or ``None``
+        (unbound, not connected yet / any more, or the transport cannot be bound)."""
+        outlet = self.outlet()
+        return None if outlet is None else outlet.direct_route()
+
     def offer(self, item: av.Packet[Any] | None) -> None:
         """Queue one packet (``None`` ends the track)."""
         if self._queue.full():
@@ -175,6 +182,37 @@ class PacketQueueTrack(MediaStreamTrack):
             super().stop()
             self._outlet = None
             self.offer(None)
+
+
+_TrackT = TypeVar("_TrackT", bound=PacketQueueTrack)
+
+
+def bind_waiting(
+    waiting: set[_TrackT], routes: dict[_TrackT, DirectRoute], *, drop_unbound: bool
+) -> tuple[list[_TrackT], int]:
+    """Move every waiting bound track that is connected now from ``waiting`` to ``routes``.
+
+    The set-up shared by the two send loops over pre-bound routes (:class:`Forwarder`,
+    :class:`live.fanout.Fanout`): they call it only while something waits, never per
+    destination. Unbound tracks (they send through their own queue) are removed from
+    ``waiting`` with ``drop_unbound``, else left there. Returns the tracks routed now and how
+    many bound tracks still wait (not connected yet, or any more).
+    """
+    routed: list[_TrackT] = []
+    missing = 0
+    for track in list(waiting):
+        if not track.bound:
+            if drop_unbound:
+                waiting.discard(track)
+            continue
+        route = track.direct_route()
+        if route is None:
+            missing += 1
+            continue
+        waiting.discard(track)
+        routes[track] = route
+        routed.append(track)
+    return routed, missing
 
 
 class ForwardTrack(PacketQueueTrack):
@@ -325,7 +363,11 @@ class Forwarder:
                 entry.high_sequence = sequence
             if (timestamp - entry.high_timestamp) & 0xFFFFFFFF < _HALF:
                 entry.high_timestamp = timestamp
-        dropped = self._admit(entry, sequence, timestamp) if entry.waiting else 0
+        dropped = 0
+        if entry.waiting:
+            routed, dropped = bind_waiting(entry.waiting, entry.routes, drop_unbound=True)
+            if routed:
+                entry.entries = None
         entries = entry.entries
         if entries is None:
             entries = entry.entries = self._entries(entry, sequence, timestamp)
@@ -349,23 +391,6 @@ class Forwarder:
         entry.waiting.discard(track)
         entry.routes.pop(track, None)
         entry.entries = None
-
-    def _admit(self, entry: _Source, sequence: int, timestamp: int) -> int:
-        """Route waiting bound tracks that are connected now; how many bound ones still wait."""
-        missing = 0
-        for track in list(entry.waiting):
-            if not track.bound:
-                entry.waiting.discard(track)
-                continue
-            outlet = track.outlet()
-            route = None if outlet is None else outlet.direct_route()
-            if route is None:
-                missing += 1
-                continue
-            entry.waiting.discard(track)
-            entry.routes[track] = route
-            entry.entries = None
-        return missing
 
     def _entries(self, entry: _Source, sequence: int, timestamp: int) -> tuple[ForwardEntry, ...]:
         rows: list[ForwardEntry] = []

@@ -14,6 +14,10 @@ A packet lost or late in the middle of a speaker's playout is concealed (:func:`
 speaker's last frame again, fading, for up to 60 ms) rather than dropped to silence, so
 listeners hear no hole where the network lost a packet.
 
+The worker thread and the event loop share the GIL: a live node's process runs with a short
+switch interval so renders do not wait on it (:func:`live.process.prepare_live_process`, set
+once at the node's start-up, not here).
+
 Nothing here decides who is mixed: ``MediaRoom`` only pushes packets of speakers who hold the
 grant and are not muted.
 """
@@ -26,7 +30,6 @@ import fractions
 import logging
 import math
 import random
-import sys
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -63,8 +66,6 @@ _TIME_BASE = fractions.Fraction(1, 48000)
 CONCEAL_FRAMES = 3
 #: Gain applied per concealed frame (the 1st at 0.7, the 2nd at 0.49, ...).
 CONCEAL_FADE = 0.7
-#: The interpreter's GIL switch interval while a mixer runs (seconds; the default is 5 ms).
-GIL_SWITCH_INTERVAL = 0.0005
 #: Marks a speaker's lost frame in the renderer's input (pushes never carry empty payloads).
 LOST = b""
 
@@ -378,12 +379,6 @@ class RoomMixer:
 
     def start(self) -> None:
         """Start the room clock (idempotent)."""
-        # The worker thread hands the GIL back and forth a few dozen times per tick (every
-        # PyAV call releases it). While the event loop is busy sending, each hand-back waited
-        # up to the default 5 ms switch interval: a tick's render then took longer than the
-        # tick and the clock fell behind. A shorter interval bounds that wait.
-        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"mixer-{self.room_id}"

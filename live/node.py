@@ -8,7 +8,9 @@ the socket closes with 4004, and a room that ended here closes later joins with 
 ``create_live_app(settings)`` serves the signaling route and ``/healthz``: ``roomcast live``
 runs it with uvicorn on ``settings.live.host:port``, while ``roomcast up`` mounts
 :func:`live.signaling.create_live_router` into the API app instead. ``app_from_env`` is a
-uvicorn factory (``uvicorn --factory live.node:app_from_env``) reading ``ROOMCAST_*``.
+uvicorn factory (``uvicorn --factory live.node:app_from_env``) reading ``ROOMCAST_*``. Those
+entry points (``app_from_env``, ``mount_live``, ``roomcast live``) also tune the process once
+for the media plane (:func:`live.process.prepare_live_process`); building a node does not.
 
 This is the one module of ``live`` allowed to import ``recorder``: every room gets a
 :class:`live.recording.RoomRecorder` (its packet tap and state observer) whose recordings are
@@ -46,6 +48,7 @@ from core.settings import Settings, load_settings
 from core.storage import Storage
 from core.tokens import JoinClaims
 from live.media_room import PacketTap
+from live.process import prepare_live_process
 from live.recording import RecordingHealth, RoomRecorder, start_follower
 from live.recording_rows import RecordingRows
 from live.room_session import Connection, RoomSession
@@ -388,13 +391,19 @@ def create_live_app(settings: Settings, *, node: LiveNode | None = None) -> Fast
 
 
 def app_from_env() -> FastAPI:
-    """uvicorn factory: settings from ``ROOMCAST_*`` (one build per process)."""
+    """uvicorn factory: settings from ``ROOMCAST_*`` (one build per process); prepares the
+    process for a live node."""
+    prepare_live_process()
     return create_live_app(load_settings())
 
 
 def mount_live(app: FastAPI, node: LiveNode) -> None:
     """Serve ``node``'s signaling route from ``app`` too (``roomcast up``: API + live on one
-    port), closing the node's rooms when ``app`` shuts down, after its own lifespan."""
+    port), closing the node's rooms when ``app`` shuts down, after its own lifespan.
+
+    Mounting makes this process a live node's: it is prepared for one here
+    (:func:`live.process.prepare_live_process`), once, before it serves."""
+    prepare_live_process()
     app.include_router(create_live_router(node))
     inner = app.router.lifespan_context
 

@@ -123,8 +123,10 @@ def live() -> None:
 
     from live.cluster import create_cluster_app
     from live.node import create_live_app
+    from live.process import prepare_live_process
 
     settings = _settings("live")
+    prepare_live_process()
     factory = create_cluster_app if settings.redis.url else create_live_app
     application = _guard("live", lambda: factory(settings))
     uvicorn.run(

@@ -1,6 +1,7 @@
 """One room across two live processes on 127.0.0.1: an origin and an edge sharing a redis-server.
 
-Both run ``uvicorn --factory live.cluster:app_from_env``. The host and a speaker (distinct
+Both run ``uvicorn --factory live.cluster:app_from_env`` (the shared launcher,
+:func:`tests.support.live_node.running_live_node`). The host and a speaker (distinct
 tones) are attached to the origin; two listeners are attached to the edge, which receives the
 room mix once from the origin and fans it out. Checks are FFT peaks on what each client decoded:
 the edge listeners hear both speakers, a raised hand on the edge reaches the host (room actions
@@ -17,24 +18,21 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from core.adapters.subprocesses import die_with_parent, stop_process_group
 from core.rooms import Role
 from core.settings import Settings
-from core.tokens import issue_join_token
 from live.client import RoomClient
 from live.registry import Registry
 from tests.live.audio import ToneTrack, tones_present
-from tests.support.net import free_port, wait_for_port
+from tests.support.live_node import LiveNodeProcess, running_live_node
 
 ROOM = "room-edge"
 HOST, S1 = 440.0, 660.0
@@ -47,92 +45,43 @@ pytestmark = pytest.mark.slow
 
 
 @dataclass
-class Node:
-    node_id: str
-    base_url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.base_url + path, timeout=5) as answer:
-                return answer.status, answer.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-
-
-@dataclass
 class Cluster:
-    settings: Settings
-    start: Callable[[str, str], Node]
-    redis_url: str
+    """Live nodes sharing one redis-server and one signing secret (a token from any node's
+    :meth:`LiveNodeProcess.token` is accepted by all of them)."""
 
-    def token(self, user: str, role: Role = Role.LISTENER) -> str:
-        return issue_join_token(
-            self.settings, room_id=ROOM, user_id=user, display_name=user.title(), role=role
-        )
+    start: Callable[[str, str], LiveNodeProcess]
+    redis_url: str
+    nodes: dict[str, LiveNodeProcess]
+
+    def logs(self) -> str:
+        return "".join(f"--- {name} ---\n{node.tail(3000)}\n" for name, node in self.nodes.items())
 
 
 @pytest.fixture
 def cluster(settings: Settings, tmp_path: Path, redis_url: str) -> Iterator[Cluster]:
     secret = secrets.token_urlsafe(32)
-    started: list[Node] = []
+    nodes: dict[str, LiveNodeProcess] = {}
+    with ExitStack() as stack:
 
-    def start(node_id: str, role: str) -> Node:
-        port = free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")},
-            "ROOMCAST_VAR_DIR": str(tmp_path / node_id),
-            "ROOMCAST_AUTH__SECRET_KEY": secret,
-            "ROOMCAST_REDIS__URL": redis_url,
-            "ROOMCAST_RTC__HOST_ADDRESSES": "127.0.0.1",
-            "ROOMCAST_RTC__ICE_SERVERS": "",
-            "ROOMCAST_RTC__PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "ROOMCAST_LIVE__NODE_ID": node_id,
-            "ROOMCAST_LIVE__ROLE": role,
-            "ROOMCAST_LIVE__HEARTBEAT_SECONDS": "0.2",
-            "ROOMCAST_LIVE__NODE_TTL_SECONDS": "1.5",
-        }
-        log = tmp_path / f"{node_id}.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "live.cluster:app_from_env",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 (only prctl: fork-safe)
+        def start(node_id: str, role: str) -> LiveNodeProcess:
+            workdir = tmp_path / node_id
+            workdir.mkdir()
+            env = {
+                "ROOMCAST_REDIS__URL": redis_url,
+                "ROOMCAST_LIVE__NODE_ID": node_id,
+                "ROOMCAST_LIVE__ROLE": role,
+                "ROOMCAST_LIVE__HEARTBEAT_SECONDS": "0.2",
+                "ROOMCAST_LIVE__NODE_TTL_SECONDS": "1.5",
+            }
+            node = stack.enter_context(
+                running_live_node(
+                    settings, workdir, env, app="live.cluster:app_from_env", secret=secret
+                )
             )
-        node = Node(node_id, f"http://127.0.0.1:{port}", process, log)
-        started.append(node)
-        wait_for_port(port, timeout=30)
-        return node
+            nodes[node_id] = node
+            return node
 
-    auth = settings.auth.model_copy(
-        update={"secret_key": settings.auth.secret_key.__class__(secret)}
-    )
-    try:
-        yield Cluster(settings.model_copy(update={"auth": auth}), start, redis_url)
-    except BaseException:
-        for node in started:
-            sys.stderr.write(f"--- {node.node_id} ---\n{node.log.read_text()[-3000:]}\n")
-        raise
-    finally:
-        for node in started:
-            if node.process.poll() is None:
-                stop_process_group(node.process, signal.SIGTERM, timeout=10)
+        yield Cluster(start, redis_url, nodes)
 
 
 def heard(client: RoomClient, stream: str) -> set[float]:
@@ -179,11 +128,13 @@ def test_edge_listeners_hear_origin_speakers_and_survive_losing_the_edge(cluster
     edge = cluster.start("edge-1", "edge")
     spare = cluster.start("edge-2", "edge")
 
-    async def join(node: Node, user: str, role: Role = Role.LISTENER, **kw: object) -> RoomClient:
+    async def join(
+        node: LiveNodeProcess, user: str, role: Role = Role.LISTENER, **kw: object
+    ) -> RoomClient:
         return await RoomClient.connect(
             node.base_url,
             ROOM,
-            cluster.token(user, role),
+            node.token(ROOM, user, role),
             host_addresses=LOOPBACK,
             ice_servers=[],
             **kw,  # type: ignore[arg-type]
@@ -285,4 +236,8 @@ def test_edge_listeners_hear_origin_speakers_and_survive_losing_the_edge(cluster
             for client in clients:
                 await client.close()
 
-    asyncio.run(asyncio.wait_for(scenario(), 55))
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 55))
+    except BaseException:
+        sys.stderr.write(cluster.logs())
+        raise

@@ -3,7 +3,10 @@
 :func:`running_live_node` starts ``uvicorn --factory live.node:app_from_env`` with loopback-only
 ICE, no ICE server and a fresh signing secret, waits for ``/healthz`` and yields a
 :class:`LiveNodeProcess` that issues join tokens the node accepts. ``extra_env`` sets more
-``ROOMCAST_*`` variables (room limits). The node is stopped (SIGTERM, then SIGKILL) on exit.
+``ROOMCAST_*`` variables (room limits, a cluster's Redis and node role); ``app`` picks another
+uvicorn factory (``live.cluster:app_from_env``) and ``secret`` a signing secret shared by the
+nodes of one cluster. The node announces its own URL (``ROOMCAST_RTC__PUBLIC_URL``). It is
+stopped (SIGTERM, then SIGKILL) on exit.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -42,6 +46,14 @@ class LiveNodeProcess:
             self.settings, room_id=room, user_id=user, display_name=user.title(), role=role
         )
 
+    def get(self, path: str) -> tuple[int, str]:
+        """GET ``path`` on the node: (status, body), error statuses included."""
+        try:
+            with urllib.request.urlopen(self.base_url + path, timeout=5) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=5) as answer:
             body: dict[str, Any] = json.loads(answer.read())
@@ -57,9 +69,14 @@ class LiveNodeProcess:
 
 @contextmanager
 def running_live_node(
-    settings: Settings, workdir: Path, extra_env: Mapping[str, str] | None = None
+    settings: Settings,
+    workdir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    app: str = "live.node:app_from_env",
+    secret: str | None = None,
 ) -> Iterator[LiveNodeProcess]:
-    secret = secrets.token_urlsafe(32)
+    secret = secret or secrets.token_urlsafe(32)
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")},
@@ -67,6 +84,7 @@ def running_live_node(
         "ROOMCAST_AUTH__SECRET_KEY": secret,
         "ROOMCAST_RTC__HOST_ADDRESSES": "127.0.0.1",
         "ROOMCAST_RTC__ICE_SERVERS": "",
+        "ROOMCAST_RTC__PUBLIC_URL": f"http://127.0.0.1:{port}",
         **(extra_env or {}),
     }
     log = workdir / "live.log"
@@ -77,7 +95,7 @@ def running_live_node(
                 "-m",
                 "uvicorn",
                 "--factory",
-                "live.node:app_from_env",
+                app,
                 "--host",
                 "127.0.0.1",
                 "--port",
