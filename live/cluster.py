@@ -104,6 +104,9 @@ class ClusterNode:
             await asyncio.sleep(self.settings.live.heartbeat_seconds)
 
     async def start(self) -> None:
+        # A node that crashed left its recordings in the spool: upload and finalise them
+        # before serving, as a standalone node does (create_live_app's lifespan).
+        await self.node.recover()
         self.lag.start()
         self._heartbeat = asyncio.get_running_loop().create_task(
             self._beat_forever(), name="registry-heartbeat"

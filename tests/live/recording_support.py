@@ -97,8 +97,12 @@ class BurstTrack(MediaStreamTrack):
 class NodeProcess:
     """A live node subprocess on 127.0.0.1 (restartable on the same port and var dir)."""
 
-    def __init__(self, settings: Settings, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, settings: Settings, env: dict[str, str], log: Path, *,
+        app: str = "live.node:app_from_env",
+    ) -> None:  # fmt: skip
         self.settings = settings
+        self.app = app  #: the uvicorn factory (standalone, or live.cluster's clustered node)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._env = env
@@ -108,7 +112,7 @@ class NodeProcess:
     def start(self) -> None:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "--factory", "live.node:app_from_env",
+                [sys.executable, "-m", "uvicorn", "--factory", self.app,
                  "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "info"],
                 env=self._env,
                 stdout=out,

@@ -38,11 +38,18 @@ pytestmark = pytest.mark.slow
 ROOM = "room-crash"
 
 
-@pytest.fixture
-def node(settings: Settings, redis_url: str, tmp_path: Path) -> Iterator[NodeProcess]:
+@pytest.fixture(
+    params=["live.node:app_from_env", "live.cluster:app_from_env"], ids=["standalone", "clustered"]
+)
+def node(
+    request: pytest.FixtureRequest, settings: Settings, redis_url: str, tmp_path: Path
+) -> Iterator[NodeProcess]:
+    # The clustered node (what `roomcast live` runs with a Redis URL, as docker does) must
+    # recover its spool at start-up just as the standalone one does.
     process = NodeProcess(
-        settings, node_env(settings, ROOMCAST_REDIS__URL=redis_url), tmp_path / "live.log"
-    )
+        settings, node_env(settings, ROOMCAST_REDIS__URL=redis_url), tmp_path / "live.log",
+        app=request.param,
+    )  # fmt: skip
     process.start()
     try:
         yield process
