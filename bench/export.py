@@ -31,6 +31,8 @@ from pathlib import Path
 from bench.report import machine_line, markdown_table, median, write_section
 
 DEFAULT_CACHE = Path("/tmp/roomcast-bench/export")
+#: Runs per contender; the table shows medians (the machine is shared and noisy).
+DEFAULT_REPEAT = 3
 SPEAKERS = 4
 RATE = 48_000
 BASE_SECONDS = 240  # speech-like audio encoded per speaker, then tiled to the room's length
@@ -153,7 +155,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench.export", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="4 x 2 min, no docs written")
     parser.add_argument("--minutes", type=float, default=None, help="length of the room")
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--no-all", action="store_true", help="skip the all-outputs render")
     parser.add_argument("--child-all", nargs=2, metavar=("MANIFEST", "OUT"), help=argparse.SUPPRESS)
@@ -209,6 +211,7 @@ def main(argv: list[str]) -> int:
     print(f"(each peak RSS includes up to {own} MB inherited from the benchmark process)")
     if not args.quick:
         shown = "python -m bench.export" + (f" --minutes {args.minutes:g}" if args.minutes else "")
+        shown += f" --repeat {args.repeat}" if args.repeat != DEFAULT_REPEAT else ""
         ratios = {name: (median(walls[name]) / base, int(median(rss[name]))) for name in contenders}
         write_section("export", _section(shown, minutes, args.repeat, table, own, ratios))
     return 0
