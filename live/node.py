@@ -56,9 +56,10 @@ from live.rtc import prepare_ice
 from live.signaling import create_live_router
 from recorder.finalize import finalize_recording
 from recorder.recovery import recover_spool
+from recorder.retry import RetryPolicy
 from recorder.segment_writer import SegmentWriter
 from recorder.spool import RecordingMeta, RecordingSpool
-from recorder.uploader import RetryPolicy, Uploader
+from recorder.uploader import Uploader
 
 __all__ = ["LiveNode", "SpoolRecording", "app_from_env", "create_live_app", "mount_live"]
 

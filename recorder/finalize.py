@@ -46,12 +46,10 @@ from core.recording.manifest import (
 from core.recording.progress import RecordingProgress
 from core.recording.sidecar import SegmentSidecar
 from core.storage import Storage
+from recorder.retry import DEFAULT_RETRY, RetryPolicy, backoff_delay
 from recorder.spool import RecordingSpool, recover_segment
 from recorder.uploader import (
-    DEFAULT_RETRY,
-    RetryPolicy,
     UploadItem,
-    backoff_delay,
     segment_items,
     upload_now,
     write_progress,

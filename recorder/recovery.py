@@ -27,8 +27,8 @@ from core.recording.manifest import Manifest, Status
 from core.settings import Settings
 from core.storage import Storage
 from recorder.finalize import finalize_recording, publish_manifest, sweep_spool
+from recorder.retry import DEFAULT_RETRY, RetryPolicy
 from recorder.spool import SpooledRecording, scan
-from recorder.uploader import DEFAULT_RETRY, RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,25 +60,6 @@ from recorder.retry import (
     retry_storage,
 )
 
-# The retry policy and backoff moved to recorder.retry; they stay importable from here.
-__all__ = [
-    "DEFAULT_RETRY",
-    "FileDigest",
-    "ProgressItem",
-    "RetryPolicy",
-    "UploadItem",
-    "Uploader",
-    "UploaderHealth",
-    "backoff_delay",
-    "confirm_stored",
-    "digest_file",
-    "etag_is_md5",
-    "segment_items",
-    "upload_item",
-    "upload_now",
-    "write_progress",
-]
-
 logger = logging.getLogger(__name__)
 
 _HASH_CHUNK = 256 * 1024

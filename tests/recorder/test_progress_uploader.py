@@ -15,9 +15,10 @@ from core.recording.progress import RecordingProgress, progress_key
 from core.recording.timeline import RoomClock
 from core.storage import ObjectInfo
 from recorder.finalize import final_progress, publish_progress_now
+from recorder.retry import RetryPolicy
 from recorder.segment_writer import SegmentWriter
 from recorder.spool import RecordingMeta, RecordingSpool
-from recorder.uploader import RetryPolicy, Uploader, UploadItem
+from recorder.uploader import Uploader, UploadItem
 from tests.recorder.opus_source import FRAME, RATE, sine_packets
 
 FAST = RetryPolicy(initial_seconds=0.01, max_seconds=0.05, permanent_attempts=2)

@@ -27,9 +27,9 @@ from recorder.finalize import (
     stage_event,
 )
 from recorder.recovery import recover_spool
+from recorder.retry import RetryPolicy
 from recorder.segment_writer import SegmentWriter
 from recorder.spool import RecordingMeta, RecordingSpool
-from recorder.uploader import RetryPolicy
 from tests.recorder.fake_jobs import RecordingJobQueue
 from tests.recorder.opus_source import FRAME, RATE, decode_with_pyav, sine_packets
 

@@ -12,9 +12,10 @@ from core.recording.manifest import Manifest
 from core.recording.timeline import RoomClock
 from core.settings import Settings
 from recorder.finalize import finalize_recording
+from recorder.retry import RetryPolicy
 from recorder.segment_writer import SegmentWriter
 from recorder.spool import RecordingMeta, RecordingSpool
-from recorder.uploader import RetryPolicy, Uploader
+from recorder.uploader import Uploader
 from tests.recorder.fake_jobs import RecordingJobQueue
 from tests.recorder.opus_source import FRAME, decode_with_pyav, sine_packets
 from tests.support.moto_server import MotoServer, s3_client

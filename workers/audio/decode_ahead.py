@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from core.audio.timeline_plan import PlanBlock, Read
 
-#: (decoder for one track: reads → samples into the target row, warning sink).
+#: Decodes one track's reads of a block into its row of the block (in place).
 PlaceRow = Callable[[NDArray[np.float32], Sequence[Read]], None]
 
 

@@ -31,7 +31,7 @@ from core.errors import InvalidManifest
 from core.recording.manifest import Manifest
 from workers.audio.analysis import WaveformBuilder
 from workers.audio.levels import integrated_lufs, range_lu
-from workers.audio.options import LOSSY, OutputInfo, RenderOptions, RenderResult, rounded
+from workers.audio.options import OutputInfo, RenderOptions, RenderResult, rounded
 from workers.audio.output_encoders import (
     close_encoders,
     corrected,
@@ -61,7 +61,7 @@ from workers.audio.staging import (
     zip_stems,
 )
 
-__all__ = ["LOSSY", "OutputInfo", "RenderOptions", "RenderResult", "render_decoded",
+__all__ = ["OutputInfo", "RenderOptions", "RenderResult", "render_decoded",
            "render_replay", "trimmed_span"]  # fmt: skip
 
 
