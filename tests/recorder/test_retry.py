@@ -3,12 +3,19 @@ uploader's files and progress documents going through it (counters, give-up, log
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from core.errors import StorageUnavailable, UploadRejected
+from core.adapters.storage_local import LocalStorage
+from core.errors import StorageError, StorageUnavailable, UploadRejected
+from core.recording.progress import RecordingProgress, progress_key
+from core.storage import ObjectInfo
 from recorder.retry import GaveUp, RetryPolicy, Succeeded, backoff_delay, retry_storage
+from recorder.uploader import Uploader, UploadItem
+from tests.recorder.test_progress_uploader import WHEN
 
 # unit_random 0.5 of a ceiling that doubles from 1 s up to 8 s: waits of 0.5, 1, 2, 4, 4, ...
 POLICY = RetryPolicy(initial_seconds=1.0, max_seconds=8.0, permanent_attempts=3)
@@ -115,3 +122,51 @@ def test_stopping_or_abandoning_ends_the_loop_before_an_attempt() -> None:
     calls.clear()
     assert Run()(action, abandon=lambda: True) is None
     assert calls == []
+
+
+class RefusingStorage(LocalStorage):
+    """Refuses every byte put with a permanent storage error; counts them."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.byte_puts = 0
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo:
+        self.byte_puts += 1
+        raise StorageError("refused for the test")
+
+
+def test_a_refused_progress_document_is_logged_retried_and_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = RefusingStorage(tmp_path / "store")
+    uploader = Uploader(storage, policy=FAST)
+    assert uploader.on_progress(RecordingProgress("rec1", 48_000, WHEN))
+    with caplog.at_level(logging.WARNING, logger="recorder.uploader"):
+        uploader.start()
+        assert uploader.close(timeout=10)
+    health = uploader.health()
+    assert (storage.byte_puts, health.retries, health.progress_written) == (2, 2, 0)
+    assert not health.degraded and health.progress_stopped is None  # the next one replaces it
+    key = progress_key("rec1")
+    assert [r.getMessage() for r in caplog.records if r.name == "recorder.uploader"] == [
+        f"{key}: not written (attempt 1): refused for the test",
+        f"{key}: not written (attempt 2): refused for the test",
+    ]
+
+
+def test_a_file_given_up_on_counts_every_attempt_and_logs_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    damaged = tmp_path / "seg.opus"
+    damaged.write_bytes(b"not what the sidecar says")
+    uploader = Uploader(LocalStorage(tmp_path / "store"), policy=FAST)
+    with caplog.at_level(logging.WARNING, logger="recorder.uploader"):
+        uploader.start()
+        assert uploader.submit(UploadItem(damaged, "recordings/rec1/seg.opus", 25, "0" * 64))
+        assert uploader.close(timeout=10)
+    health = uploader.health()
+    assert (health.retries, health.uploaded, len(health.failed)) == (2, 0, 1)
+    assert health.failed[0].startswith(f"{damaged}: ") and "damaged" in health.failed[0]
+    assert health.progress_stopped == f"{damaged} failed"
+    assert [r for r in caplog.records if r.name == "recorder.uploader"] == []
